@@ -1,0 +1,1 @@
+"""Everything sent outward: Slack alerts and email digests."""
