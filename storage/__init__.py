@@ -1,0 +1,1 @@
+"""The only place that knows SQL: tables, migrations and the repository."""

@@ -1,0 +1,235 @@
+"""The repository: takes and returns `monitor.types` values; ORM rows never leave this module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.types import (
+    Article,
+    Feed,
+    FeedReport,
+    FeedState,
+    FeedStatus,
+    StoredArticle,
+    StoreOutcome,
+)
+from storage.tables import ArticleRow, ArticleSourceRow, FeedRow
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Repository:
+    """Feeds' polling state and the articles they delivered."""
+
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._clock = clock
+
+    # Feeds
+
+    def sync_feeds(self, feeds: Iterable[Feed]) -> None:
+        """Make the feeds table agree with the configuration; state survives unless the URL changed."""
+        with self._sessions.begin() as session:
+            for feed in feeds:
+                row = session.get(FeedRow, feed.id)
+                if row is None:
+                    session.add(_new_feed_row(feed, self._clock()))
+                elif row.config_url != feed.url:
+                    _reset_feed_row(row, feed)
+                else:
+                    row.name = feed.name
+
+    def reset_feed(self, feed: Feed) -> None:
+        """Forget errors, backoff and a 410: the feed is polled again from its configured URL."""
+        with self._sessions.begin() as session:
+            row = session.get(FeedRow, feed.id)
+            if row is None:
+                session.add(_new_feed_row(feed, self._clock()))
+            else:
+                _reset_feed_row(row, feed)
+
+    def feed_state(self, feed_id: str) -> FeedState | None:
+        """The polling state of one feed, or None if it was never synced."""
+        with self._sessions() as session:
+            row = session.get(FeedRow, feed_id)
+            return _feed_state(row) if row else None
+
+    def save_feed_state(self, state: FeedState) -> None:
+        """Record the outcome of a poll that stored no articles (304, errors, 410)."""
+        with self._sessions.begin() as session:
+            _apply_state(_feed_row(session, state.feed_id), state)
+
+    def record_success(
+        self, state: FeedState, articles: Sequence[Article]
+    ) -> list[StoredArticle]:
+        """Store a fetched document's articles and the feed's new state in one transaction."""
+        with self._sessions.begin() as session:
+            stored = [self._store_one(session, article) for article in articles]
+            _apply_state(_feed_row(session, state.feed_id), state)
+        return stored
+
+    def feed_reports(self, feeds: Sequence[Feed]) -> list[FeedReport]:
+        """Health of each configured feed, then of feeds removed from the configuration."""
+        configured = {feed.id: feed for feed in feeds}
+        with self._sessions() as session:
+            rows = {row.id: row for row in session.scalars(select(FeedRow))}
+            per_feed = select(ArticleSourceRow.feed_id, func.count()).group_by(
+                ArticleSourceRow.feed_id
+            )
+            counts = {feed_id: count for feed_id, count in session.execute(per_feed)}
+        reports = [_report(f.id, rows.get(f.id), f, counts.get(f.id, 0)) for f in feeds]
+        removed = sorted(set(rows) - set(configured))
+        return reports + [_report(i, rows[i], None, counts.get(i, 0)) for i in removed]
+
+    # Articles
+
+    def _store_one(self, session: Session, article: Article) -> StoredArticle:
+        # A savepoint per article: a concurrent insert of the same URL by another feed makes
+        # ours fail on the unique key; we then find theirs and record this one as a duplicate.
+        for _attempt in range(3):
+            try:
+                with session.begin_nested():
+                    return _store(session, article, self._clock())
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"could not store article {article.guid!r} of feed {article.feed_id!r}")
+
+    def article_count(self, feed_id: str | None = None) -> int:
+        """How many articles are stored (for one feed: how many it delivered)."""
+        with self._sessions() as session:
+            if feed_id is None:
+                return session.scalar(select(func.count()).select_from(ArticleRow)) or 0
+            query = select(func.count()).where(ArticleSourceRow.feed_id == feed_id)
+            return session.scalar(query) or 0
+
+    def articles(self, ids: Sequence[int] | None = None) -> list[tuple[int, Article]]:
+        """Stored articles (all, or the given ids), oldest first."""
+        query = select(ArticleRow).order_by(ArticleRow.id)
+        if ids is not None:
+            query = query.where(ArticleRow.id.in_(ids))
+        with self._sessions() as session:
+            return [(row.id, _article(row)) for row in session.scalars(query)]
+
+
+def _store(session: Session, article: Article, now: datetime) -> StoredArticle:
+    source = session.get(ArticleSourceRow, (article.feed_id, article.guid_hash))
+    if source is not None:
+        return _restore(session, source.article_id, article, now)
+    if article.url is not None:
+        same_url = session.scalar(select(ArticleRow.id).where(ArticleRow.url == article.url))
+        if same_url is not None:
+            _add_source(session, article, same_url, now)
+            return StoredArticle(same_url, StoreOutcome.DUPLICATE, duplicate_of=same_url)
+    same_text = session.scalar(
+        select(func.min(ArticleRow.id)).where(ArticleRow.content_hash == article.content_hash)
+    )
+    row = _article_row(article, duplicate_of=same_text)
+    session.add(row)
+    session.flush()
+    _add_source(session, article, row.id, now)
+    outcome = StoreOutcome.NEW if same_text is None else StoreOutcome.DUPLICATE
+    return StoredArticle(row.id, outcome, duplicate_of=same_text)
+
+
+def _restore(session: Session, article_id: int, article: Article, now: datetime) -> StoredArticle:
+    """A guid seen before: update the article if its own feed changed the content."""
+    row = session.get_one(ArticleRow, article_id)
+    if row.feed_id != article.feed_id or row.content_hash == article.content_hash:
+        return StoredArticle(row.id, StoreOutcome.UNCHANGED, duplicate_of=row.duplicate_of)
+    row.title, row.text, row.author = article.title, article.text, article.author
+    row.content_hash, row.updated_at = article.content_hash, now
+    return StoredArticle(row.id, StoreOutcome.UPDATED, duplicate_of=row.duplicate_of)
+
+
+def _add_source(session: Session, article: Article, article_id: int, now: datetime) -> None:
+    session.add(
+        ArticleSourceRow(
+            feed_id=article.feed_id, guid_hash=article.guid_hash, article_id=article_id,
+            first_seen_at=now,
+        )
+    )
+    session.flush()
+
+
+def _article_row(article: Article, duplicate_of: int | None) -> ArticleRow:
+    return ArticleRow(
+        feed_id=article.feed_id, guid=article.guid, guid_hash=article.guid_hash, url=article.url,
+        title=article.title, text=article.text, author=article.author,
+        language=article.language, published_at=article.published,
+        fetched_at=article.fetched, content_hash=article.content_hash,
+        duplicate_of=duplicate_of,
+    )
+
+
+def _article(row: ArticleRow) -> Article:
+    return Article(
+        feed_id=row.feed_id, guid=row.guid, guid_hash=row.guid_hash, url=row.url,
+        title=row.title, text=row.text, author=row.author, language=row.language,
+        published=row.published_at, fetched=row.fetched_at, content_hash=row.content_hash,
+    )
+
+
+def _feed_row(session: Session, feed_id: str) -> FeedRow:
+    row = session.get(FeedRow, feed_id)
+    if row is None:
+        raise KeyError(f"feed {feed_id!r} is not in the database; sync the configuration first")
+    return row
+
+
+def _new_feed_row(feed: Feed, now: datetime) -> FeedRow:
+    return FeedRow(
+        id=feed.id, config_url=feed.url, url=feed.url, name=feed.name,
+        status=FeedStatus.NEW.value, consecutive_errors=0, created_at=now,
+    )
+
+
+def _reset_feed_row(row: FeedRow, feed: Feed) -> None:
+    """The user pointed the feed elsewhere: forget what we knew about the old URL."""
+    row.config_url = row.url = feed.url
+    row.name = feed.name
+    row.status = FeedStatus.NEW.value
+    row.etag = row.last_modified = row.last_error = None
+    row.last_error_at = row.next_poll_at = row.last_success_at = None
+    row.consecutive_errors = 0
+
+
+def _feed_state(row: FeedRow) -> FeedState:
+    return FeedState(
+        feed_id=row.id, url=row.url, status=FeedStatus(row.status), etag=row.etag,
+        last_modified=row.last_modified, last_success=row.last_success_at,
+        last_error=row.last_error, last_error_at=row.last_error_at,
+        consecutive_errors=row.consecutive_errors, next_poll=row.next_poll_at,
+    )
+
+
+def _apply_state(row: FeedRow, state: FeedState) -> None:
+    row.url, row.status = state.url, state.status.value
+    row.etag, row.last_modified = state.etag, state.last_modified
+    row.last_success_at, row.last_error = state.last_success, state.last_error
+    row.last_error_at, row.consecutive_errors = state.last_error_at, state.consecutive_errors
+    row.next_poll_at = state.next_poll
+
+
+def _report(feed_id: str, row: FeedRow | None, feed: Feed | None, count: int) -> FeedReport:
+    state = _feed_state(row) if row else FeedState(feed_id, feed.url if feed else "")
+    status = state.status
+    if feed is None:
+        status = FeedStatus.REMOVED
+    elif not feed.enabled:
+        status = FeedStatus.DISABLED
+    return FeedReport(
+        id=feed_id, url=state.url, status=status, last_success=state.last_success,
+        last_error=state.last_error, consecutive_errors=state.consecutive_errors,
+        next_poll=state.next_poll if status not in {FeedStatus.REMOVED, FeedStatus.DISABLED} else None,
+        article_count=count,
+    )
