@@ -1,0 +1,290 @@
+"""Feed documents to articles: RSS, RDF and Atom through feedparser, JSON Feed by hand.
+
+Both readers produce the same `_Entry` values; one function turns those into `Article`s,
+so identity, dates and fallbacks follow the same rules whatever the format.
+"""
+
+from __future__ import annotations
+
+import calendar
+import codecs
+import io
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import feedparser
+
+from monitor.dedup import canonical_url, content_hash, entry_guid, guid_hash
+from monitor.errors import ParseError
+from monitor.text import clean_line, html_to_text, plain_to_text
+from monitor.types import Article, Feed, FetchResult, ParsedFeed
+
+# A date this far past the fetch is a publisher's clock or timezone error, not news
+# from the future; such entries would otherwise sort above everything for days.
+FUTURE_TOLERANCE = timedelta(minutes=10)
+FALLBACK_TITLE_CHARS = 120
+UNTITLED = "(untitled)"
+
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([^\"';\s]+)", re.IGNORECASE)
+_LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
+_JSON_FEED_VERSION = re.compile(r"https?://jsonfeed\.org/version/")
+_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # UTF-32 BOMs start alike
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One entry as a reader found it: text already plain, nothing defaulted yet."""
+
+    id: str | None
+    link: str | None
+    title: str
+    text: str
+    author: str | None
+    language: str | None  # declared by the entry or its feed, normalised
+    published: datetime | None  # aware UTC
+    published_raw: str | None  # as written, for the fallback guid
+
+
+def parse_feed(doc: FetchResult, feed: Feed) -> ParsedFeed:
+    """The articles of one fetched document; ParseError when it holds no feed at all."""
+    if not doc.body.strip():
+        raise ParseError(doc.url, "empty document")
+    fetched = _aware_utc(doc.fetched_at) if doc.fetched_at else datetime.now(UTC)
+    if doc.body.removeprefix(codecs.BOM_UTF8).lstrip()[:1] == b"{":
+        title, entries, warning = _read_json_feed(doc)
+    else:
+        title, entries, warning = _read_xml_feed(doc)
+    articles = _articles(entries, feed, doc.url, fetched)
+    return ParsedFeed(title=title or None, articles=articles, warning=warning)
+
+
+def _articles(
+    entries: Iterable[_Entry], feed: Feed, base: str, fetched: datetime
+) -> tuple[Article, ...]:
+    """Articles in document order; of entries sharing a guid only the first counts."""
+    seen: set[str] = set()
+    articles = []
+    for entry in entries:
+        article = _article(entry, feed, base, fetched)
+        if article is not None and article.guid not in seen:
+            seen.add(article.guid)
+            articles.append(article)
+    return tuple(articles)
+
+
+def _article(entry: _Entry, feed: Feed, base: str, fetched: datetime) -> Article | None:
+    """The article for one entry, or None when the entry has nothing to show."""
+    url = canonical_url(entry.link, base) if entry.link else None
+    if not (entry.title or entry.text or url):
+        return None
+    title = entry.title or _fallback_title(entry.text)
+    guid = entry_guid(entry.id, url, title, entry.published_raw)
+    published = entry.published
+    if published is None or published > fetched + FUTURE_TOLERANCE:
+        published = fetched
+    # A link-only entry has no content to compare; hashing its URL in keeps every such
+    # entry from looking like a copy of every other.
+    compared = entry.text if entry.title or entry.text else url or ""
+    return Article(
+        feed_id=feed.id,
+        guid=guid,
+        guid_hash=guid_hash(guid),
+        url=url,
+        title=title,
+        text=entry.text,
+        author=entry.author,
+        language=(feed.language or "").strip().lower() or entry.language,
+        published=published,
+        fetched=fetched,
+        content_hash=content_hash(title, compared),
+    )
+
+
+def _fallback_title(text: str) -> str:
+    """The start of the text, cut at a word, for an entry without a title."""
+    line = " ".join(text.split())
+    if len(line) <= FALLBACK_TITLE_CHARS:
+        return line or UNTITLED
+    cut = line[:FALLBACK_TITLE_CHARS]
+    return cut.rsplit(" ", 1)[0] if " " in cut else cut
+
+
+# --- RSS, RDF, Atom ------------------------------------------------------------------
+
+
+def _read_xml_feed(doc: FetchResult) -> tuple[str, list[_Entry], str | None]:
+    """Title, entries and bozo warning of an XML feed, through feedparser."""
+    parsed = feedparser.parse(
+        io.BytesIO(doc.body),  # bytes given directly could be taken for a file name
+        response_headers=_feedparser_headers(doc),
+        # We keep no markup: sanitising and rewriting links inside it would be wasted work.
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+    problem = _describe(parsed.get("bozo_exception")) if parsed.get("bozo") else None
+    if not parsed.get("version") and not parsed.entries:
+        raise ParseError(doc.url, _not_a_feed(doc, problem))
+    feed_language = _language(parsed.feed.get("language"))
+    entries = [_xml_entry(entry, feed_language) for entry in parsed.entries]
+    return _detail_text(parsed.feed.get("title_detail"), line=True), entries, problem
+
+
+def _feedparser_headers(doc: FetchResult) -> dict[str, str]:
+    """Response headers as feedparser should see them."""
+    headers = {name.lower(): value for name, value in doc.headers.items()}
+    charset = _CHARSET.search(headers.get("content-type", ""))
+    # feedparser follows RFC 3023, where text/xml without charset means US-ASCII; most
+    # servers mean the document's own declaration (RFC 7303). Declaring application/xml
+    # gives that: the charset parameter, else BOM or XML declaration, else UTF-8. A BOM
+    # is the surest sign of all, so a charset then is left out.
+    if charset and not doc.body.startswith(_BOMS):
+        headers["content-type"] = f"application/xml; charset={charset.group(1)}"
+    else:
+        headers["content-type"] = "application/xml"
+    # No base URL: feedparser would resolve RSS guids against it, so "item-42" would
+    # become a different guid once the feed moves (http to https, a 301). Links stay
+    # relative here and are resolved against the document URL by canonical_url.
+    headers.pop("content-location", None)
+    return headers
+
+
+def _xml_entry(entry: Mapping[str, Any], feed_language: str | None) -> _Entry:
+    """An _Entry from a feedparser entry."""
+    contents = entry.get("content") or []
+    body = max(contents, key=lambda c: len(c.get("value") or "")) if contents else None
+    details = [*contents, entry.get("summary_detail"), entry.get("title_detail")]
+    declared = [entry.get("language"), *(d.get("language") for d in details if d)]
+    author = (entry.get("author_detail") or {}).get("name") or entry.get("author") or ""
+    return _Entry(
+        id=entry.get("id"),
+        link=entry.get("link"),
+        title=_detail_text(entry.get("title_detail"), line=True),
+        text=_detail_text(body or entry.get("summary_detail")),
+        author=clean_line(author, is_html=False) or None,
+        language=next(filter(None, map(_language, declared)), feed_language),
+        published=_struct_utc(entry.get("published_parsed") or entry.get("updated_parsed")),
+        published_raw=entry.get("published"),
+    )
+
+
+def _detail_text(detail: Mapping[str, Any] | None, *, line: bool = False) -> str:
+    """Plain text of a feedparser text construct, which may be HTML or plain text."""
+    if not detail:
+        return ""
+    value, is_html = detail.get("value") or "", detail.get("type") != "text/plain"
+    if line:
+        return clean_line(value, is_html=is_html)
+    return html_to_text(value) if is_html else plain_to_text(value)
+
+
+def _struct_utc(value: Any) -> datetime | None:
+    """feedparser's UTC struct_time as an aware datetime; None when absent or impossible."""
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _not_a_feed(doc: FetchResult, problem: str | None) -> str:
+    """Why a document without feed and entries was refused."""
+    content_type = next((v for k, v in doc.headers.items() if k.lower() == "content-type"), "")
+    start = doc.body[:1024].lower()
+    if "html" in content_type.lower() or b"<html" in start or b"<!doctype html" in start:
+        return "not a feed: looks like HTML"
+    return f"not a feed: {problem}" if problem else "not a feed: no feed element found"
+
+
+def _describe(exc: object) -> str:
+    """A short line naming a parser exception."""
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+# --- JSON Feed (feedparser 6 does not read it) -----------------------------------------
+
+
+def _read_json_feed(doc: FetchResult) -> tuple[str, list[_Entry], None]:
+    """Title and entries of a JSON Feed 1.0 or 1.1 document."""
+    try:
+        data = json.loads(doc.body)  # detects UTF-8/16/32 and a UTF-8 BOM itself
+    except ValueError as exc:
+        raise ParseError(doc.url, f"not a feed: invalid JSON ({exc})") from None
+    if not isinstance(data, dict) or not _JSON_FEED_VERSION.match(_string(data.get("version"))):
+        raise ParseError(doc.url, "not a feed: JSON but not a JSON Feed")
+    items = data.get("items")
+    language, author = _language(data.get("language")), _json_author(data)
+    entries = [
+        _json_entry(item, language, author)
+        for item in (items if isinstance(items, list) else [])
+        if isinstance(item, dict)
+    ]
+    return clean_line(_string(data.get("title")), is_html=False), entries, None
+
+
+def _json_entry(item: Mapping[str, Any], language: str | None, author: str | None) -> _Entry:
+    """An _Entry from a JSON Feed item; feed language and author are its defaults."""
+    html = _string(item.get("content_html"))
+    plain = _string(item.get("content_text")) or _string(item.get("summary"))
+    published_raw = _string(item.get("date_published"))
+    return _Entry(
+        id=_string(item.get("id")),
+        link=_string(item.get("url")) or _string(item.get("external_url")),
+        title=clean_line(_string(item.get("title")), is_html=False),
+        text=html_to_text(html) if html else plain_to_text(plain),
+        author=_json_author(item) or author,
+        language=_language(item.get("language")) or language,
+        published=_iso_utc(published_raw or _string(item.get("date_modified"))),
+        published_raw=published_raw or None,
+    )
+
+
+def _json_author(obj: Mapping[str, Any]) -> str | None:
+    """Names from `authors` (1.1) or `author` (1.0), comma-separated."""
+    people = obj.get("authors")
+    if not isinstance(people, list):
+        people = [obj.get("author")]
+    names = [_string(p.get("name")) for p in people if isinstance(p, dict)]
+    return clean_line(", ".join(filter(None, names)), is_html=False) or None
+
+
+def _iso_utc(value: str) -> datetime | None:
+    """An RFC 3339 date (or, leniently, an RFC 822 one) as aware UTC."""
+    if not value:
+        return None
+    try:
+        return _aware_utc(datetime.fromisoformat(value))
+    except ValueError:
+        pass
+    try:
+        return _aware_utc(parsedate_to_datetime(value))
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+# --- shared --------------------------------------------------------------------------
+
+
+def _string(value: object) -> str:
+    """A JSON string (or number, for ids) stripped; anything else as empty."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return ""
+    return str(value).strip()
+
+
+def _language(value: object) -> str | None:
+    """A language tag lower-cased ("en-gb"), or None when it does not look like one."""
+    if not isinstance(value, str):
+        return None
+    tag = value.strip().lower().replace("_", "-")
+    return tag if _LANGUAGE.fullmatch(tag) else None
+
+
+def _aware_utc(moment: datetime) -> datetime:
+    """The moment in UTC; a naive one is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
