@@ -1,0 +1,274 @@
+"""The `monitor` command. Every scheduled job is also a command here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.config import Settings, load_settings, parse_duration
+from monitor.errors import ConfigError, MonitorError, StorageError
+from monitor.fetch import Fetcher
+from monitor.logs import setup_logging
+from monitor.pipeline import Pipeline
+from monitor.scheduler import FeedScheduler
+from monitor.types import FeedReport, FeedStatus, PollResult
+from storage.db import open_engine, upgrade
+from storage.repo import Repository
+
+app = typer.Typer(help="Narrative Monitor: watch news feeds for known disinformation narratives.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+feeds_app = typer.Typer(help="List and add feeds.", no_args_is_help=True)
+config_app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(feeds_app, name="feeds")
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+log = logging.getLogger("monitor.cli")
+
+
+@dataclass
+class Context:
+    config: str | None
+    log_level: str | None
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[str | None, typer.Option(
+        "--config", "-c", help="Config file (default ./feeds.toml or $MONITOR_CONFIG).")] = None,
+    json_logs: Annotated[bool, typer.Option("--json-logs", help="Log JSON lines.")] = False,
+    log_level: Annotated[str | None, typer.Option(
+        "--log-level", help="debug, info, warning or error (default from [monitor]).")] = None,
+) -> None:
+    """Options shared by every command."""
+    setup_logging(log_level or "info", json_logs)
+    ctx.obj = Context(config=config, log_level=log_level)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings = load_settings(ctx.obj.config)
+    if ctx.obj.log_level is None:
+        logging.getLogger().setLevel(settings.monitor.log_level.upper())
+    if not settings.path.exists():
+        log.warning("no config file; running on defaults with no feeds",
+                    extra={"path": str(settings.path)})
+    return settings
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Engine]:
+    """An up-to-date database: migrations run on every start."""
+    engine = open_engine(settings.database_url)
+    try:
+        upgrade(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        where = settings.database_url.split("@")[-1]
+        raise StorageError(f"cannot open or migrate the database at {where}: {exc}") from exc
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _pipeline(settings: Settings, engine: Engine) -> Pipeline:
+    repo = Repository(engine)
+    repo.sync_feeds(settings.feeds())
+    return Pipeline(repo, Fetcher(settings.fetch_options()), max_backoff=settings.monitor.max_backoff)
+
+
+@app.command()
+def run(ctx: typer.Context) -> None:
+    """Poll every enabled feed on its schedule until interrupted (SIGINT/SIGTERM)."""
+    settings = _settings(ctx)
+    with _database(settings) as engine:
+        pipeline = _pipeline(settings, engine)
+        scheduler = FeedScheduler(settings, pipeline, load=load_settings)
+        stop = threading.Event()
+        _on_signals(stop)
+        scheduler.start()
+        try:
+            scheduler.run_until(stop)
+        finally:
+            scheduler.shutdown()
+            pipeline.fetcher.close()
+
+
+def _on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping: finishing the polls in flight", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+        signal.signal(signum, signal.SIG_DFL)  # a second signal stops at once
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+@app.command()
+def poll(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="Poll every enabled feed once, then exit.")] = False,
+    feed: Annotated[list[str] | None, typer.Option("--feed", help="Only this feed id (repeatable).")] = None,
+) -> None:
+    """Poll feeds once through the whole pipeline and print a summary."""
+    if not once:
+        raise typer.BadParameter("use `monitor poll --once`, or `monitor run` to keep polling")
+    settings = _settings(ctx)
+    feeds = [f for f in settings.feeds() if f.enabled or (feed and f.id in feed)]
+    if feed:
+        unknown = sorted(set(feed) - {f.id for f in settings.feeds()})
+        if unknown:
+            raise ConfigError(settings.path, [f"feeds.{i}: no such feed" for i in unknown])
+        feeds = [f for f in feeds if f.id in feed]
+    with _database(settings) as engine:
+        pipeline = _pipeline(settings, engine)
+        try:
+            results = _poll_with_progress(pipeline, feeds, settings.monitor.max_concurrency)
+        finally:
+            pipeline.fetcher.close()
+    _print_poll_summary(results)
+
+
+def _poll_with_progress(pipeline: Pipeline, feeds: list[Any], workers: int) -> list[PollResult]:
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+        task = progress.add_task("polling", total=len(feeds))
+        return pipeline.poll_many(feeds, workers, on_result=lambda _r: progress.advance(task))
+
+
+def _print_poll_summary(results: list[PollResult]) -> None:
+    table = Table("feed", "status", "http", "new", "updated", "dup", "error", box=None)
+    for r in results:
+        table.add_row(r.feed_id, r.status.value, str(r.http_status or "-"), str(r.new),
+                      str(r.updated), str(r.duplicates), r.error or r.warning or "")
+    out.print(table)
+    failed = sum(1 for r in results if r.error)
+    out.print(f"Polled {len(results)} feed(s): {len(results) - failed} ok, {failed} failed; "
+              f"{sum(r.new for r in results)} new article(s), "
+              f"{sum(r.updated for r in results)} updated, "
+              f"{sum(r.duplicates for r in results)} duplicate(s).")
+
+
+@feeds_app.command("list")
+def feeds_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Each feed's health: status, last success and error, next poll, article count."""
+    settings = _settings(ctx)
+    with _database(settings) as engine:
+        repo = Repository(engine)
+        repo.sync_feeds(settings.feeds())
+        reports = repo.feed_reports(settings.feeds())
+    if as_json:
+        out.print_json(json.dumps([_report_json(r) for r in reports]))
+        return
+    table = Table("id", "status", "last success", "errors", "next poll", "articles", "url / last error")
+    for r in reports:
+        detail = r.url if not r.last_error or r.status is FeedStatus.OK else f"{r.url}\n{r.last_error}"
+        table.add_row(r.id, r.status.value, _when(r.last_success), str(r.consecutive_errors),
+                      _when(r.next_poll), str(r.article_count), detail)
+    out.print(table)
+
+
+def _report_json(report: FeedReport) -> dict[str, Any]:
+    data = asdict(report)
+    data["status"] = report.status.value
+    for key in ("last_success", "next_poll"):
+        data[key] = data[key].isoformat() if data[key] else None
+    return data
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
+
+
+@feeds_app.command("reset")
+def feeds_reset(ctx: typer.Context, feed_id: Annotated[str, typer.Argument(help="Feed id.")]) -> None:
+    """Forget a feed's errors, backoff and 410 state so it is polled again at once."""
+    settings = _settings(ctx)
+    feed = next((f for f in settings.feeds() if f.id == feed_id), None)
+    if feed is None:
+        raise ConfigError(settings.path, [f"feeds.{feed_id}: no such feed"])
+    with _database(settings) as engine:
+        Repository(engine).reset_feed(feed)
+    out.print(f"Feed {feed_id} reset; it will be polled on the next run.")
+
+
+@feeds_app.command("add")
+def feeds_add(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(help="A feed URL, or a web page that links to its feed.")],
+    feed_id: Annotated[str | None, typer.Option(
+        "--id", help="Feed id (default: from the site).")] = None,
+    interval: Annotated[str | None, typer.Option(
+        "--interval", help="e.g. 15m (default: poll_interval).")] = None,
+    name: Annotated[str | None, typer.Option(
+        "--name", help="Display name (default: the feed's title).")] = None,
+) -> None:
+    """Check that URL serves a feed (or find it in the page), then add it to feeds.toml."""
+    from monitor.discover import discover_feed
+    from monitor.feeds_file import add_feed
+
+    settings = _settings(ctx)
+    if interval is not None:
+        try:
+            parse_duration(interval)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--interval") from exc
+    with Fetcher(settings.fetch_options()) as fetcher:
+        found = discover_feed(url, fetcher)
+    added = add_feed(settings.path, found, feed_id=feed_id, interval=interval, name=name)
+    out.print(f"Added [feeds.{added}] -> {found.url}" + (f" ({found.title})" if found.title else ""))
+    out.print(f"Written to {settings.path}; a running monitor picks it up within a minute.")
+
+
+@config_app.command("check")
+def config_check(ctx: typer.Context) -> None:
+    """Validate the configuration without running anything; exit 1 on any problem."""
+    settings = load_settings(ctx.obj.config)
+    feeds = settings.feeds()
+    enabled = sum(1 for f in feeds if f.enabled)
+    where = settings.database_url.split("@")[-1]
+    out.print(f"{settings.path}: OK ({len(feeds)} feed(s), {enabled} enabled; database {where})")
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply pending database migrations (they also run on every start)."""
+    settings = _settings(ctx)
+    with _database(settings):
+        pass
+    out.print("Database schema is up to date.")
+
+
+def main() -> None:
+    """Console-script entry point: named errors become a message and exit status 1."""
+    try:
+        app()
+    except MonitorError as exc:
+        err.print(f"error: {exc}", style="red", highlight=False, markup=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

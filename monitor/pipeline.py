@@ -1,0 +1,159 @@
+"""poll_feed(): fetch -> parse -> de-duplicate and store; the one path every poll takes."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from monitor.backoff import next_poll_after_failure, next_poll_after_success
+from monitor.errors import FetchError, ParseError
+from monitor.fetch import Fetcher
+from monitor.parse import parse_feed
+from monitor.types import Feed as FeedConfig
+from monitor.types import (
+    FeedState,
+    FeedStatus,
+    FetchResult,
+    PollResult,
+    StoredArticle,
+    StoreOutcome,
+)
+from storage.repo import Repository, utc_now
+
+log = logging.getLogger("monitor.pipeline")
+
+
+@dataclass
+class Pipeline:
+    """The stages wired together; one instance serves every feed and thread."""
+
+    repo: Repository
+    fetcher: Fetcher
+    max_backoff: float = 86400.0
+    clock: Callable[[], datetime] = utc_now
+    rng: random.Random = field(default_factory=random.Random)
+
+    def poll_feed(self, feed: FeedConfig, *, force: bool = False) -> PollResult:
+        """Poll one feed unless it is gone or (without `force`) backing off."""
+        state = self.repo.feed_state(feed.id)
+        if state is None:
+            self.repo.sync_feeds([feed])
+            state = FeedState(feed.id, feed.url)
+        if state.status is FeedStatus.GONE:
+            return PollResult(feed.id, state.url, FeedStatus.GONE, error=state.last_error)
+        if not force and state.next_poll is not None and state.next_poll > self.clock():
+            return PollResult(feed.id, state.url, state.status, error="backing off")
+        return self._poll(feed, state)
+
+    def poll_many(
+        self,
+        feeds: Sequence[FeedConfig],
+        workers: int,
+        on_result: Callable[[PollResult], None] | None = None,
+    ) -> list[PollResult]:
+        """Poll feeds concurrently (each once, now); a failing feed never stops the others."""
+        results: list[PollResult] = []
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="poll") as pool:
+            futures = [pool.submit(self.poll_feed, feed, force=True) for feed in feeds]
+            for future in as_completed(futures):
+                results.append(future.result())
+                if on_result:
+                    on_result(results[-1])
+        return sorted(results, key=lambda result: result.feed_id)
+
+    def _poll(self, feed: FeedConfig, state: FeedState) -> PollResult:
+        try:
+            doc = self.fetcher.fetch(
+                state.url, etag=state.etag, last_modified=state.last_modified, feed_id=feed.id
+            )
+        except FetchError as exc:
+            return self._failed(feed, state, exc.reason, exc.status, exc.retry_after)
+        if doc.not_modified:
+            return self._not_modified(feed, state, doc)
+        try:
+            parsed = parse_feed(doc, feed)
+        except ParseError as exc:
+            return self._failed(feed, _moved(state, doc), exc.reason, doc.status, None)
+        now = self.clock()
+        success = replace(
+            _moved(state, doc), status=FeedStatus.OK, etag=doc.etag,
+            last_modified=doc.last_modified, last_success=now, consecutive_errors=0,
+            next_poll=next_poll_after_success(now, feed.interval),
+        )
+        stored = self.repo.record_success(success, parsed.articles)
+        result = _summarise(feed.id, success.url, doc.status, stored, parsed.warning)
+        _log_result(result)
+        return result
+
+    def _not_modified(self, feed: FeedConfig, state: FeedState, doc: FetchResult) -> PollResult:
+        now = self.clock()
+        self.repo.save_feed_state(
+            replace(
+                _moved(state, doc), status=FeedStatus.OK, etag=doc.etag,
+                last_modified=doc.last_modified, last_success=now, consecutive_errors=0,
+                next_poll=next_poll_after_success(now, feed.interval),
+            )
+        )
+        result = PollResult(feed.id, state.url, FeedStatus.OK, http_status=304)
+        _log_result(result)
+        return result
+
+    def _failed(
+        self,
+        feed: FeedConfig,
+        state: FeedState,
+        reason: str,
+        http_status: int | None,
+        retry_after: float | None,
+    ) -> PollResult:
+        now = self.clock()
+        errors = state.consecutive_errors + 1
+        gone = http_status == 410
+        failed = replace(
+            state, status=FeedStatus.GONE if gone else FeedStatus.ERROR, last_error=reason,
+            last_error_at=now, consecutive_errors=errors,
+            next_poll=None if gone else next_poll_after_failure(
+                now, feed.interval, errors, self.max_backoff, retry_after, self.rng
+            ),
+        )
+        self.repo.save_feed_state(failed)
+        result = PollResult(feed.id, state.url, failed.status, http_status=http_status, error=reason)
+        _log_result(result, next_poll=failed.next_poll)
+        return result
+
+
+def _moved(state: FeedState, doc: FetchResult) -> FeedState:
+    """Follow a permanent redirect for good; temporary ones leave the stored URL alone."""
+    return replace(state, url=doc.permanent_url) if doc.permanent_url else state
+
+
+def _summarise(
+    feed_id: str, url: str, http_status: int, stored: Sequence[StoredArticle], warning: str | None
+) -> PollResult:
+    def count(outcome: StoreOutcome) -> int:
+        return sum(1 for s in stored if s.outcome is outcome)
+
+    return PollResult(
+        feed_id, url, FeedStatus.OK, http_status=http_status, new=count(StoreOutcome.NEW),
+        updated=count(StoreOutcome.UPDATED), duplicates=count(StoreOutcome.DUPLICATE),
+        unchanged=count(StoreOutcome.UNCHANGED), warning=warning,
+        new_article_ids=tuple(s.id for s in stored if s.outcome is StoreOutcome.NEW),
+    )
+
+
+def _log_result(result: PollResult, next_poll: datetime | None = None) -> None:
+    fields = {"feed": result.feed_id, "url": result.url, "http_status": result.http_status}
+    if result.status is FeedStatus.GONE:
+        log.warning("feed gone; polling stopped", extra={**fields, "reason": result.error})
+    elif result.error:
+        retry = next_poll.isoformat(timespec="seconds") if next_poll else None
+        log.warning("poll failed", extra={**fields, "error": result.error, "next_poll": retry})
+    else:
+        counts = {"new": result.new, "updated": result.updated, "duplicates": result.duplicates}
+        log.info("poll ok", extra={**fields, **counts})
+        if result.warning:
+            log.warning("ill-formed feed accepted", extra={**fields, "warning": result.warning})

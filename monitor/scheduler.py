@@ -1,0 +1,142 @@
+"""APScheduler wiring: one job per feed, and feeds.toml re-read while running."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config import Settings
+from monitor.errors import ConfigError
+from monitor.pipeline import Pipeline
+from monitor.types import Feed
+
+log = logging.getLogger("monitor.scheduler")
+
+FIRST_POLL_SPREAD = 10.0  # seconds over which the first polls of many feeds are spread
+
+
+def _job_id(feed_id: str) -> str:
+    return f"feed:{feed_id}"
+
+
+class FeedScheduler:
+    """Keeps one APScheduler job per enabled feed in step with the configuration."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: Pipeline,
+        load: Callable[[Path], Settings],
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self._load = load
+        self._rng = rng or random.Random()
+        self._feeds: dict[str, Feed] = {}
+        self._config_digest = _digest(settings.path)
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(settings.monitor.max_concurrency)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone="UTC",
+        )
+
+    def start(self) -> None:
+        """Schedule the configured feeds and start polling."""
+        self._apply(self.settings)
+        self._scheduler.start()
+        log.info("scheduler started", extra={"feeds": len(self._feeds)})
+
+    def run_until(self, stop: threading.Event) -> None:
+        """Re-read the configuration every reload_interval until `stop` is set."""
+        while not stop.wait(self.settings.monitor.reload_interval):
+            self.reload()
+
+    def shutdown(self) -> None:
+        """Stop scheduling and wait for the polls in flight to finish."""
+        self._scheduler.shutdown(wait=True)
+        log.info("scheduler stopped")
+
+    def reload(self) -> bool:
+        """Apply an edited feeds.toml; a broken edit is reported and the last good one stays."""
+        digest = _digest(self.settings.path)
+        if digest == self._config_digest:
+            return False
+        if digest is None:
+            log.error("config file unreadable; keeping the last good configuration",
+                      extra={"path": str(self.settings.path)})
+            return False
+        self._config_digest = digest
+        try:
+            settings = self._load(self.settings.path)
+        except ConfigError as exc:
+            log.error("config edit rejected; keeping the last good configuration",
+                      extra={"path": str(self.settings.path), "problems": "; ".join(exc.problems)})
+            return False
+        if settings.file.model_dump(exclude={"feeds"}) != self.settings.file.model_dump(
+            exclude={"feeds"}
+        ):
+            log.warning("only [feeds.*] changes apply while running; restart for the rest",
+                        extra={"path": str(settings.path)})
+        self._apply(settings)
+        self.settings = settings
+        return True
+
+    def _apply(self, settings: Settings) -> None:
+        wanted = {feed.id: feed for feed in settings.feeds() if feed.enabled}
+        self.pipeline.repo.sync_feeds(settings.feeds())
+        for feed_id in set(self._feeds) - set(wanted):
+            self._scheduler.remove_job(_job_id(feed_id))
+            log.info("feed unscheduled", extra={"feed": feed_id})
+        for feed in wanted.values():
+            old = self._feeds.get(feed.id)
+            if old is None or (old.url, old.interval) != (feed.url, feed.interval):
+                self._schedule(feed, replace=old is not None)
+        self._feeds = wanted
+
+    def _schedule(self, feed: Feed, replace: bool) -> None:
+        self._scheduler.add_job(
+            self._poll,
+            IntervalTrigger(seconds=feed.interval, jitter=min(feed.interval * 0.05, 60)),
+            args=[feed.id],
+            id=_job_id(feed.id),
+            name=f"poll {feed.id}",
+            next_run_time=self._first_run(feed),
+            replace_existing=replace,
+        )
+        log.info("feed scheduled", extra={"feed": feed.id, "url": feed.url,
+                                          "interval": feed.interval})
+
+    def _first_run(self, feed: Feed) -> datetime:
+        """When a (re)scheduled feed is first polled: when its backoff ends, or very soon."""
+        now = self.pipeline.clock()
+        state = self.pipeline.repo.feed_state(feed.id)
+        if state and state.next_poll and state.next_poll > now and state.url == feed.url:
+            return state.next_poll
+        return now + timedelta(seconds=self._rng.uniform(0, min(FIRST_POLL_SPREAD, feed.interval)))
+
+    def _poll(self, feed_id: str) -> None:
+        feed = self._feeds.get(feed_id)
+        if feed is None:  # unscheduled while this run was waiting for a worker
+            return
+        try:
+            self.pipeline.poll_feed(feed)
+        except Exception:
+            # The pipeline records feed failures itself; this is a bug or the database.
+            log.exception("poll crashed", extra={"feed": feed.id, "url": feed.url})
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
