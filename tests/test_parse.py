@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import feedparser
 import pytest
+from corpus import CORPUS, expected_guids
 
-from monitor.dedup import canonical_url, content_hash, entry_guid, guid_hash
+from monitor.dedup import content_hash, guid_hash
 from monitor.errors import ParseError
 from monitor.parse import parse_feed
-from monitor.text import clean_line
 from monitor.types import Article, Feed, FetchResult, ParsedFeed
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "feeds"
 FETCHED = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -393,21 +389,6 @@ def test_long_text_gives_a_title_cut_at_a_word() -> None:
 # --- the shared corpus ---------------------------------------------------------------
 
 
-def _expected_guids(body: bytes, url: str) -> set[str]:
-    """Distinct guids of the entries that feedparser finds with a title or a link."""
-    if body.lstrip()[:1] == b"{":  # JSON Feed, which feedparser does not read
-        return {str(item["id"]) for item in json.loads(body)["items"]}
-    parsed = feedparser.parse(io.BytesIO(body), sanitize_html=False)
-    guids = set()
-    for entry in parsed.entries:
-        detail = entry.get("title_detail") or {}
-        title = clean_line(detail.get("value", ""), is_html=detail.get("type") != "text/plain")
-        link = canonical_url(entry["link"], url) if entry.get("link") else None
-        if title or link:
-            guids.add(entry_guid(entry.get("id"), link, title, entry.get("published")))
-    return guids
-
-
 @pytest.mark.corpus
 @pytest.mark.skipif(not CORPUS.is_dir(), reason=f"{CORPUS} is absent")
 @pytest.mark.parametrize(
@@ -425,7 +406,7 @@ def _expected_guids(body: bytes, url: str) -> set[str]:
 def test_corpus_document(path: Path) -> None:
     body, url = (CORPUS / path).read_bytes(), "https://example.org/feed"
     # Entries that share a guid count once, as parse_feed keeps the first of them.
-    expected = _expected_guids(body, url)
+    expected = expected_guids(body, url)
     try:
         parsed = parse_feed(fetch_result(body, url), Feed(id="corpus", url=url))
     except ParseError:
