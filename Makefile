@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# torch is pinned in the same command: the CPU wheel; anything else pulls a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0 -e '.[dev]'
 	touch $@
 
 install: $(STAMP)
