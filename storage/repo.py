@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,7 +18,7 @@ from monitor.types import (
     StoredArticle,
     StoreOutcome,
 )
-from storage.tables import ArticleRow, ArticleSourceRow, FeedRow
+from storage.tables import ArticlePassageRow, ArticleRow, ArticleSourceRow, FeedRow
 
 Clock = Callable[[], datetime]
 
@@ -148,6 +148,8 @@ def _restore(session: Session, article_id: int, article: Article, now: datetime)
         return StoredArticle(row.id, StoreOutcome.UNCHANGED, duplicate_of=row.duplicate_of)
     row.title, row.text, row.author = article.title, article.text, article.author
     row.content_hash, row.updated_at = article.content_hash, now
+    # The text changed: drop its passages so the matching stage embeds and matches it again.
+    session.execute(delete(ArticlePassageRow).where(ArticlePassageRow.article_id == row.id))
     return StoredArticle(row.id, StoreOutcome.UPDATED, duplicate_of=row.duplicate_of)
 
 

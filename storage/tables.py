@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
+    Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -103,3 +107,74 @@ class ArticleSourceRow(Base):
     guid_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), index=True)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NarrativeRow(Base):
+    __tablename__ = "narratives"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text)
+    disproof: Mapped[str] = mapped_column(Text)
+    examples: Mapped[list[str]] = mapped_column(JSON)
+    keywords: Mapped[list[str]] = mapped_column(JSON)
+    tags: Mapped[list[str]] = mapped_column(JSON)
+    countries: Mapped[list[str]] = mapped_column(JSON)
+    url: Mapped[str | None] = mapped_column(Text)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    # sha256 over the embedded texts (title, examples, summary): when it changes, re-embed.
+    text_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NarrativeVectorRow(Base):
+    """One embedded text of a narrative (row 0: the title, then the examples ...) for one model."""
+
+    __tablename__ = "narrative_vectors"
+    # Leads with model_id for lookups by model, and hands rows over in load order without a sort.
+    __table_args__ = (Index(None, "model_id", "narrative_id", "row"),)
+
+    narrative_id: Mapped[str] = mapped_column(
+        ForeignKey("narratives.id", ondelete="CASCADE"), primary_key=True
+    )
+    model_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    row: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    text: Mapped[str] = mapped_column(Text)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+
+
+class ArticlePassageRow(Base):
+    """One embedded passage of an article for one model; derived data, dropped with the article."""
+
+    __tablename__ = "article_passages"
+    __table_args__ = (Index(None, "model_id", "article_id"),)
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    model_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    text: Mapped[str] = mapped_column(Text)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+
+
+class MatchRow(Base):
+    __tablename__ = "matches"
+    __table_args__ = (
+        UniqueConstraint("article_id", "narrative_id"),
+        Index(None, "created_at"),
+        Index(None, "narrative_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"))
+    narrative_id: Mapped[str] = mapped_column(ForeignKey("narratives.id"))
+    score: Mapped[float] = mapped_column(Float)
+    tier: Mapped[str] = mapped_column(String(10))  # "alert" or "watch"
+    passage: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[str] = mapped_column(Text)
+    model_id: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

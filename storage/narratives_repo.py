@@ -1,0 +1,332 @@
+"""Narratives, their vectors, article passages and matches: what the matching stage stores.
+
+Vectors are kept as float32 little-endian bytes, one row per embedded text. Writes that may
+race (passages, matches) are dialect upserts on their keys, so concurrent callers neither fail
+nor duplicate; they take row locks in a fixed order so that PostgreSQL does not deadlock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import ColumnExpressionArgument, Engine, Table, delete, func, or_, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.types import Match, Narrative, Tier
+from storage.repo import Clock, utc_now
+from storage.tables import ArticlePassageRow, ArticleRow, MatchRow, NarrativeRow, NarrativeVectorRow
+
+Vectors = NDArray[np.float32]
+Passages = Mapping[int, tuple[Sequence[str], NDArray[Any]]]  # article id -> (texts, vectors)
+_STORED = np.dtype("<f4")
+_PASSAGES: Table = ArticlePassageRow.__table__  # type: ignore[assignment]
+_NARRATIVE_VECTORS: Table = NarrativeVectorRow.__table__  # type: ignore[assignment]
+
+
+def narrative_text_hash(narrative: Narrative) -> str:
+    """sha256 over the texts that get embedded (title, examples, summary): changes mean re-embed."""
+    texts = [narrative.title, list(narrative.examples), narrative.summary]
+    return hashlib.sha256(json.dumps(texts, ensure_ascii=False).encode()).hexdigest()
+
+
+class MatchStore:
+    """Narratives and their vectors, article passages, and the matches between them."""
+
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._clock = clock
+
+    # Narratives
+
+    def upsert_narratives(self, narratives: Sequence[Narrative]) -> list[str]:
+        """Insert new narratives, update changed ones; the ids that need (re-)embedding."""
+        now = self._clock()
+        needs_embedding: dict[str, None] = {}
+        with self._sessions.begin() as session:
+            for narrative in narratives:
+                if _upsert_with_retry(session, narrative, now):
+                    needs_embedding[narrative.id] = None
+        return list(needs_embedding)
+
+    def narratives(self, enabled_only: bool = False) -> list[Narrative]:
+        """Stored narratives ordered by id."""
+        return self._narratives(NarrativeRow.enabled if enabled_only else true())
+
+    def narrative(self, narrative_id: str) -> Narrative | None:
+        with self._sessions() as session:
+            row = session.get(NarrativeRow, narrative_id)
+            return _narrative(row) if row else None
+
+    def set_enabled(self, narrative_id: str, enabled: bool) -> bool:
+        """Switch a narrative on or off; False if there is no such narrative."""
+        with self._sessions.begin() as session:
+            row = session.get(NarrativeRow, narrative_id)
+            if row is None:
+                return False
+            if row.enabled != enabled:
+                row.enabled, row.updated_at = enabled, self._clock()
+            return True
+
+    def narratives_version(self) -> tuple[int, datetime | None]:
+        """(count, latest update): changes whenever the stored narratives do."""
+        query = select(func.count(), func.max(NarrativeRow.updated_at))
+        with self._sessions() as session:
+            count, latest = session.execute(query).one()
+        return int(count), latest
+
+    def narratives_missing_vectors(self, model_id: str) -> list[Narrative]:
+        """Enabled narratives without vectors for the model (new, or changed since embedded)."""
+        has_vectors = select(NarrativeVectorRow.row).where(
+            NarrativeVectorRow.narrative_id == NarrativeRow.id, NarrativeVectorRow.model_id == model_id
+        ).exists()
+        return self._narratives(NarrativeRow.enabled, ~has_vectors)
+
+    def _narratives(self, *conditions: ColumnExpressionArgument[bool]) -> list[Narrative]:
+        query = select(NarrativeRow).where(*conditions).order_by(NarrativeRow.id)
+        with self._sessions() as session:
+            return [_narrative(row) for row in session.scalars(query)]
+
+    def save_narrative_vectors(
+        self, model_id: str, narrative_id: str, texts: Sequence[str], vectors: NDArray[Any]
+    ) -> None:
+        """Replace the narrative's vectors for the model: one row per text."""
+        array = _checked(texts, vectors)
+        with self._sessions.begin() as session:
+            if session.get(NarrativeRow, narrative_id) is None:
+                raise KeyError(f"narrative {narrative_id!r} is not stored; upsert it first")
+            key = {"narrative_id": narrative_id, "model_id": model_id}
+            _replace_vectors(session, _NARRATIVE_VECTORS, key, "row", texts, array)
+
+    def load_narrative_vectors(self, model_id: str, enabled_only: bool = True) -> tuple[list[str], Vectors]:
+        """The narrative id of each row, and all rows as one (rows x dimension) float32 matrix.
+
+        With no rows for the model the matrix has shape (0, 0).
+        """
+        query = (
+            select(NarrativeVectorRow.narrative_id, NarrativeVectorRow.vector)
+            .join(NarrativeRow, NarrativeRow.id == NarrativeVectorRow.narrative_id)
+            .where(NarrativeVectorRow.model_id == model_id, NarrativeRow.enabled if enabled_only else true())
+            .order_by(NarrativeVectorRow.narrative_id, NarrativeVectorRow.row)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [row[0] for row in rows], _stack([row[1] for row in rows], model_id)
+
+    # Articles and their passages
+
+    def articles_to_embed(self, model_id: str, limit: int) -> list[tuple[int, str, str]]:
+        """(id, title, text) of articles without passages for the model, duplicates left out."""
+        embedded = select(ArticlePassageRow.idx).where(
+            ArticlePassageRow.model_id == model_id, ArticlePassageRow.article_id == ArticleRow.id
+        ).exists()
+        query = (
+            select(ArticleRow.id, ArticleRow.title, ArticleRow.text)
+            .where(ArticleRow.duplicate_of.is_(None), ~embedded)
+            .order_by(ArticleRow.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [(row[0], row[1], row[2]) for row in connection.execute(query)]
+
+    def save_passages_and_matches(
+        self, model_id: str, passages: Passages, matches: Sequence[Match]
+    ) -> list[Match]:
+        """Replace the articles' passages, upsert the matches, in one transaction; the new matches."""
+        checked = {aid: (texts, _checked(texts, vectors)) for aid, (texts, vectors) in passages.items()}
+        now = self._clock()
+        with self._sessions.begin() as session:
+            for article_id in sorted(checked):  # a fixed lock order: no deadlocks between callers
+                texts, array = checked[article_id]
+                key = {"article_id": article_id, "model_id": model_id}
+                _replace_vectors(session, _PASSAGES, key, "idx", texts, array)
+            ordered = sorted(matches, key=lambda m: (m.article_id, m.narrative_id))
+            new = [m for m in ordered if _upsert_match(session, model_id, m, now)]
+        return new
+
+    def recent_passages(self, model_id: str, since: datetime) -> tuple[list[int], list[str], Vectors]:
+        """Passages of articles published at or after `since`: article id, text and vector per row."""
+        query = (
+            select(ArticlePassageRow.article_id, ArticlePassageRow.text, ArticlePassageRow.vector)
+            .join(ArticleRow, ArticleRow.id == ArticlePassageRow.article_id)
+            .where(ArticlePassageRow.model_id == model_id, ArticleRow.published_at >= since)
+            .order_by(ArticlePassageRow.article_id, ArticlePassageRow.idx)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [r[0] for r in rows], [r[1] for r in rows], _stack([r[2] for r in rows], model_id)
+
+    def delete_passages(self, model_id: str | None = None, article_ids: Sequence[int] | None = None) -> int:
+        """Drop passages (of one model, or all; of some articles, or all) so they are embedded again."""
+        statement = delete(ArticlePassageRow)
+        if model_id is not None:
+            statement = statement.where(ArticlePassageRow.model_id == model_id)
+        if article_ids is not None:
+            statement = statement.where(ArticlePassageRow.article_id.in_(article_ids))
+        with self.engine.begin() as connection:
+            return connection.execute(statement).rowcount
+
+    # Matches
+
+    def matches_for_article(self, article_id: int) -> list[Match]:
+        """The article's matches, best first."""
+        return self._matches(MatchRow.article_id == article_id)
+
+    def matches(self, since: datetime | None = None, tier: Tier | None = None) -> list[Match]:
+        """Matches first found at or after `since`, of one tier or both, best first."""
+        return self._matches(
+            MatchRow.created_at >= since if since is not None else true(),
+            MatchRow.tier == tier.value if tier is not None else true(),
+        )
+
+    def _matches(self, *conditions: ColumnExpressionArgument[bool]) -> list[Match]:
+        query = select(MatchRow).where(*conditions).order_by(MatchRow.score.desc(), MatchRow.id)
+        with self._sessions() as session:
+            return [_match(row) for row in session.scalars(query)]
+
+
+def _upsert_with_retry(session: Session, narrative: Narrative, now: datetime) -> bool:
+    # A concurrent import may insert the same new id first; then ours becomes an update.
+    for _attempt in range(3):
+        try:
+            with session.begin_nested():
+                return _upsert_narrative(session, narrative, now)
+        except IntegrityError:
+            continue
+    raise RuntimeError(f"could not store narrative {narrative.id!r}")
+
+
+def _upsert_narrative(session: Session, narrative: Narrative, now: datetime) -> bool:
+    """Store one narrative; True if it is new or its embedded texts changed."""
+    fields = _narrative_fields(narrative)
+    row = session.get(NarrativeRow, narrative.id)
+    if row is None:
+        session.add(NarrativeRow(id=narrative.id, **fields, created_at=now, updated_at=now))
+        session.flush()
+        return True
+    if all(getattr(row, name) == value for name, value in fields.items()):
+        return False
+    text_changed = row.text_hash != narrative_text_hash(narrative)
+    for name, value in fields.items():
+        setattr(row, name, value)
+    row.updated_at = now
+    if text_changed:  # vectors of the old text would match the old claim
+        session.execute(delete(NarrativeVectorRow).where(NarrativeVectorRow.narrative_id == narrative.id))
+    session.flush()
+    return text_changed
+
+
+def _narrative_fields(narrative: Narrative) -> dict[str, Any]:
+    return {
+        "title": narrative.title, "summary": narrative.summary, "disproof": narrative.disproof,
+        "examples": list(narrative.examples), "keywords": list(narrative.keywords),
+        "tags": list(narrative.tags), "countries": list(narrative.countries), "url": narrative.url,
+        "threshold": narrative.threshold, "enabled": narrative.enabled,
+        "text_hash": narrative_text_hash(narrative),
+    }
+
+
+def _narrative(row: NarrativeRow) -> Narrative:
+    return Narrative(
+        id=row.id, title=row.title, summary=row.summary, examples=tuple(row.examples),
+        keywords=tuple(row.keywords), tags=tuple(row.tags), countries=tuple(row.countries),
+        url=row.url, threshold=row.threshold, enabled=row.enabled, disproof=row.disproof,
+    )
+
+
+def _match(row: MatchRow) -> Match:
+    return Match(
+        article_id=row.article_id, narrative_id=row.narrative_id, score=row.score,
+        tier=Tier(row.tier), passage=row.passage, evidence=row.evidence,
+    )
+
+
+def _upsert_match(session: Session, model_id: str, match: Match, now: datetime) -> bool:
+    """Insert the match, or update it in place if it changed; True if it was not there before."""
+    values = {
+        "score": match.score, "tier": match.tier.value, "passage": match.passage,
+        "evidence": match.evidence, "model_id": model_id,
+    }
+    key = {"article_id": match.article_id, "narrative_id": match.narrative_id}
+    insert = _insert(session, MatchRow.__table__)
+    inserted = session.execute(
+        insert.values(**key, **values, created_at=now, updated_at=now)
+        .on_conflict_do_nothing(index_elements=list(key))
+        .returning(MatchRow.id)
+    ).first()
+    if inserted is not None:
+        return True
+    changed = or_(*(getattr(MatchRow, name) != value for name, value in values.items()))
+    session.execute(
+        update(MatchRow)
+        .where(MatchRow.article_id == match.article_id, MatchRow.narrative_id == match.narrative_id)
+        .where(changed)
+        .values(**values, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return False
+
+
+def _replace_vectors(
+    session: Session, table: Table, key: Mapping[str, object], position: str,
+    texts: Sequence[str], vectors: Vectors,
+) -> None:
+    """Make the rows under `key` exactly these texts and vectors, numbered from 0 by `position`."""
+    # Upsert, then drop the surplus: concurrent writers of the same key wait for each other
+    # instead of failing on the primary key, and lock rows in ascending order.
+    rows = [
+        {**key, position: i, "text": text, "vector": vector.tobytes()}
+        for i, (text, vector) in enumerate(zip(texts, vectors, strict=True))
+    ]
+    insert = _insert(session, table)
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[*key, position],
+            set_={"text": insert.excluded.text, "vector": insert.excluded.vector},
+        ),
+        rows,
+    )
+    matching_key = [table.c[name] == value for name, value in key.items()]
+    session.execute(delete(table).where(*matching_key, table.c[position] >= len(rows)))
+
+
+def _insert(session: Session, table: Any) -> sqlite.Insert | postgresql.Insert:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"upserts are written for SQLite and PostgreSQL, not {dialect}")
+
+
+def _checked(texts: Sequence[str], vectors: NDArray[Any]) -> Vectors:
+    """The vectors as little-endian float32, after checking they fit the texts."""
+    array = np.ascontiguousarray(vectors, dtype=_STORED)
+    if array.ndim != 2:
+        raise ValueError(f"vectors must be 2-D (one row per text), got shape {array.shape}")
+    if array.shape[0] != len(texts):
+        raise ValueError(f"{len(texts)} texts but {array.shape[0]} vector rows")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        # Nothing stored would look like "not embedded yet": the item would come back forever.
+        raise ValueError(f"no vectors (shape {array.shape}): give at least one text and vector")
+    return array
+
+
+def _stack(blobs: Sequence[bytes], model_id: str) -> Vectors:
+    """One (rows x dimension) float32 matrix from stored rows, with a single copy."""
+    if not blobs:
+        return np.empty((0, 0), dtype=np.float32)
+    width = len(blobs[0])
+    if width % _STORED.itemsize or any(len(blob) != width for blob in blobs):
+        raise ValueError(f"stored vectors of model {model_id!r} differ in dimension")
+    joined = bytearray().join(blobs)  # a bytearray, so the array is writable
+    matrix = np.frombuffer(joined, dtype=_STORED).reshape(len(blobs), width // _STORED.itemsize)
+    return matrix.astype(np.float32, copy=False)
