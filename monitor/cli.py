@@ -3,32 +3,29 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from types import FrameType
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.cli_matching import match, narratives_app, reembed
+from monitor.cli_support import Context, database, err, log, out, settings_of
 from monitor.config import Settings, load_settings, parse_duration
-from monitor.errors import ConfigError, MonitorError, StorageError
+from monitor.errors import ConfigError, MonitorError
 from monitor.fetch import Fetcher
 from monitor.logs import setup_logging
+from monitor.matching import MatchRun, build_stage
 from monitor.pipeline import Pipeline
 from monitor.scheduler import FeedScheduler
 from monitor.types import FeedReport, FeedStatus, PollResult
-from storage.db import open_engine, upgrade
 from storage.repo import Repository
 
 app = typer.Typer(help="Narrative Monitor: watch news feeds for known disinformation narratives.",
@@ -39,17 +36,9 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
-
-out = Console()
-err = Console(stderr=True)
-log = logging.getLogger("monitor.cli")
-
-
-@dataclass
-class Context:
-    config: str | None
-    log_level: str | None
-
+app.add_typer(narratives_app, name="narratives")
+app.command()(match)
+app.command()(reembed)
 
 @app.callback()
 def main_options(
@@ -65,32 +54,6 @@ def main_options(
     ctx.obj = Context(config=config, log_level=log_level)
 
 
-def _settings(ctx: typer.Context) -> Settings:
-    settings = load_settings(ctx.obj.config)
-    if ctx.obj.log_level is None:
-        logging.getLogger().setLevel(settings.monitor.log_level.upper())
-    if not settings.path.exists():
-        log.warning("no config file; running on defaults with no feeds",
-                    extra={"path": str(settings.path)})
-    return settings
-
-
-@contextmanager
-def _database(settings: Settings) -> Iterator[Engine]:
-    """An up-to-date database: migrations run on every start."""
-    engine = open_engine(settings.database_url)
-    try:
-        upgrade(engine)
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        where = settings.database_url.split("@")[-1]
-        raise StorageError(f"cannot open or migrate the database at {where}: {exc}") from exc
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
 def _pipeline(settings: Settings, engine: Engine) -> Pipeline:
     repo = Repository(engine)
     repo.sync_feeds(settings.feeds())
@@ -100,10 +63,11 @@ def _pipeline(settings: Settings, engine: Engine) -> Pipeline:
 @app.command()
 def run(ctx: typer.Context) -> None:
     """Poll every enabled feed on its schedule until interrupted (SIGINT/SIGTERM)."""
-    settings = _settings(ctx)
-    with _database(settings) as engine:
+    settings = settings_of(ctx)
+    with database(settings) as engine:
         pipeline = _pipeline(settings, engine)
-        scheduler = FeedScheduler(settings, pipeline, load=load_settings)
+        stage = build_stage(settings.file.matching, engine)
+        scheduler = FeedScheduler(settings, pipeline, load=load_settings, matcher=stage.run_pending)
         stop = threading.Event()
         _on_signals(stop)
         scheduler.start()
@@ -133,20 +97,23 @@ def poll(
     """Poll feeds once through the whole pipeline and print a summary."""
     if not once:
         raise typer.BadParameter("use `monitor poll --once`, or `monitor run` to keep polling")
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     feeds = [f for f in settings.feeds() if f.enabled or (feed and f.id in feed)]
     if feed:
         unknown = sorted(set(feed) - {f.id for f in settings.feeds()})
         if unknown:
             raise ConfigError(settings.path, [f"feeds.{i}: no such feed" for i in unknown])
         feeds = [f for f in feeds if f.id in feed]
-    with _database(settings) as engine:
+    with database(settings) as engine:
         pipeline = _pipeline(settings, engine)
+        stage = build_stage(settings.file.matching, engine)
         try:
             results = _poll_with_progress(pipeline, feeds, settings.monitor.max_concurrency)
         finally:
             pipeline.fetcher.close()
+        matched = stage.run_pending()
     _print_poll_summary(results)
+    _print_match_summary(matched)
 
 
 def _poll_with_progress(pipeline: Pipeline, feeds: list[Any], workers: int) -> list[PollResult]:
@@ -168,14 +135,20 @@ def _print_poll_summary(results: list[PollResult]) -> None:
               f"{sum(r.duplicates for r in results)} duplicate(s).")
 
 
+def _print_match_summary(run: MatchRun) -> None:
+    alerts = sum(1 for m in run.new_matches if m.tier.value == "alert")
+    out.print(f"Matched {run.articles} article(s) ({run.passages} passages) in {run.seconds:.1f} s: "
+              f"{len(run.new_matches)} new match(es), {alerts} at alert tier.")
+
+
 @feeds_app.command("list")
 def feeds_list(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """Each feed's health: status, last success and error, next poll, article count."""
-    settings = _settings(ctx)
-    with _database(settings) as engine:
+    settings = settings_of(ctx)
+    with database(settings) as engine:
         repo = Repository(engine)
         repo.sync_feeds(settings.feeds())
         reports = repo.feed_reports(settings.feeds())
@@ -205,11 +178,11 @@ def _when(moment: datetime | None) -> str:
 @feeds_app.command("reset")
 def feeds_reset(ctx: typer.Context, feed_id: Annotated[str, typer.Argument(help="Feed id.")]) -> None:
     """Forget a feed's errors, backoff and 410 state so it is polled again at once."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     feed = next((f for f in settings.feeds() if f.id == feed_id), None)
     if feed is None:
         raise ConfigError(settings.path, [f"feeds.{feed_id}: no such feed"])
-    with _database(settings) as engine:
+    with database(settings) as engine:
         Repository(engine).reset_feed(feed)
     out.print(f"Feed {feed_id} reset; it will be polled on the next run.")
 
@@ -229,7 +202,7 @@ def feeds_add(
     from monitor.discover import discover_feed
     from monitor.feeds_file import add_feed
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     if interval is not None:
         try:
             parse_duration(interval)
@@ -255,8 +228,8 @@ def config_check(ctx: typer.Context) -> None:
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Apply pending database migrations (they also run on every start)."""
-    settings = _settings(ctx)
-    with _database(settings):
+    settings = settings_of(ctx)
+    with database(settings):
         pass
     out.print("Database schema is up to date.")
 

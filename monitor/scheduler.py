@@ -37,8 +37,10 @@ class FeedScheduler:
         pipeline: Pipeline,
         load: Callable[[Path], Settings],
         rng: random.Random | None = None,
+        matcher: Callable[[], object] | None = None,
     ) -> None:
         self.settings = settings
+        self._matcher = matcher
         self.pipeline = pipeline
         self._load = load
         self._rng = rng or random.Random()
@@ -53,6 +55,11 @@ class FeedScheduler:
     def start(self) -> None:
         """Schedule the configured feeds and start polling."""
         self._apply(self.settings)
+        if self._matcher is not None:
+            # Embedding runs on its own schedule, so articles from many feeds share a batch.
+            every = self.settings.file.matching.embed_interval
+            self._scheduler.add_job(self._match, IntervalTrigger(seconds=every), id="match",
+                                    name="embed and match new articles")
         self._scheduler.start()
         log.info("scheduler started", extra={"feeds": len(self._feeds)})
 
@@ -133,6 +140,14 @@ class FeedScheduler:
         except Exception:
             # The pipeline records feed failures itself; this is a bug or the database.
             log.exception("poll crashed", extra={"feed": feed.id, "url": feed.url})
+
+
+    def _match(self) -> None:
+        assert self._matcher is not None
+        try:
+            self._matcher()
+        except Exception:
+            log.exception("matching crashed; retried on the next run")
 
 
 def _digest(path: Path) -> str | None:

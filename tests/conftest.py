@@ -80,3 +80,14 @@ def sqlite_engine(tmp_path: object) -> Iterator[Engine]:
 @pytest.fixture
 def repo(engine: Engine) -> Repository:
     return Repository(engine)
+
+
+@pytest.fixture(scope="session")
+def default_embedder() -> object:
+    """The real default model (all-MiniLM-L6-v2 from its PyPI package), loaded once per run."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from monitor.embed import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    embedder.embed(["warm up"], "query")
+    return embedder

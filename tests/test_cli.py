@@ -21,6 +21,9 @@ poll_interval = "15m"  # be polite
 per_host_delay = "0s"
 reload_interval = "500ms"
 
+[matching]
+model = "hashing"  # the model-free embedder keeps these process-level tests fast
+
 # --- feeds ---
 """
 
@@ -186,3 +189,50 @@ def test_run_picks_up_config_edits_and_stops_cleanly(
     assert "config edit rejected" in stderr and "TOML syntax error" in stderr
     assert "feed scheduled feed=late" in stderr
     assert "scheduler stopped" in stderr
+
+
+def test_narratives_import_list_show_and_switch(tmp_path: Path, config: Path, env: dict[str, str]) -> None:
+    file = tmp_path / "mine.jsonl"
+    file.write_text('{"id": "biolabs", "title": "The US runs secret biolabs in Ukraine."}\n'
+                    '{"title": ""}\n'
+                    '{"title": "Sanctions only hurt Europe.", "threshold": 0.7}\n', encoding="utf-8")
+    done = monitor("narratives", "import", str(file), env=env, config=config)
+    assert done.returncode == 1  # a bad row: reported, the rest imported
+    assert f"{file}:2:" in done.stderr and "title" in done.stderr
+    assert "Imported 2 narrative(s)" in done.stdout
+    listed = json.loads(monitor("narratives", "list", "--json", env=env, config=config).stdout)
+    ids = {n["id"] for n in listed}
+    assert "biolabs" in ids and len(ids) >= 2 + 18  # ours plus the starter narratives
+    shown = monitor("narratives", "show", "biolabs", env=env, config=config)
+    assert "secret biolabs" in shown.stdout
+    assert monitor("narratives", "disable", "biolabs", env=env, config=config).returncode == 0
+    listed = json.loads(monitor("narratives", "list", "--json", env=env, config=config).stdout)
+    assert next(n for n in listed if n["id"] == "biolabs")["enabled"] is False
+    missing = monitor("narratives", "enable", "nosuch", env=env, config=config)
+    assert missing.returncode == 1 and "no narrative with id 'nosuch'" in missing.stderr
+
+
+def test_match_input_jsonl(tmp_path: Path, config: Path, env: dict[str, str]) -> None:
+    file = tmp_path / "n.yaml"
+    file.write_text("- id: biolabs\n  title: The US runs secret biolabs in Ukraine.\n", encoding="utf-8")
+    monitor("narratives", "import", str(file), env=env, config=config)
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"id": 1, "text": "The US runs secret biolabs in Ukraine, he said."}\n'
+                       '{"id": "two", "text": "Library opening hours extended."}\n', encoding="utf-8")
+    done = monitor("match", "--input", str(queries), "--top", "3", env=env, config=config)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["id"] for line in lines] == [1, "two"]
+    assert all(set(m) == {"narrative_id", "score", "alert"} for line in lines for m in line["matches"])
+    assert lines[0]["matches"][0]["narrative_id"] == "biolabs" and lines[0]["matches"][0]["alert"]
+    assert not any(m["alert"] for m in lines[1]["matches"])
+    text = monitor("match", "The US runs secret biolabs in Ukraine", env=env, config=config)
+    assert "biolabs" in text.stdout and "alert" in text.stdout
+
+
+def test_poll_once_matches_new_articles(config: Path, env: dict[str, str], feed_server: FeedServer) -> None:
+    feed_server.route("/wire", Response(200, rss("one", "two"), {"Content-Type": RSS}))
+    done = monitor("poll", "--once", env=env, config=config)
+    assert "Matched 2 article(s)" in done.stdout
+    again = monitor("poll", "--once", env=env, config=config)
+    assert "Matched 0 article(s)" in again.stdout

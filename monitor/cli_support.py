@@ -1,0 +1,53 @@
+"""Plumbing shared by the CLI's command modules: consoles, settings, the database."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.config import Settings, load_settings
+from monitor.errors import StorageError
+from storage.db import open_engine, upgrade
+
+out = Console()
+err = Console(stderr=True)
+log = logging.getLogger("monitor.cli")
+
+
+@dataclass
+class Context:
+    config: str | None
+    log_level: str | None
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    settings = load_settings(ctx.obj.config)
+    if ctx.obj.log_level is None:
+        logging.getLogger().setLevel(settings.monitor.log_level.upper())
+    if not settings.path.exists():
+        log.warning("no config file; running on defaults with no feeds",
+                    extra={"path": str(settings.path)})
+    return settings
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[Engine]:
+    """An up-to-date database: migrations run on every start."""
+    engine = open_engine(settings.database_url)
+    try:
+        upgrade(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        where = settings.database_url.split("@")[-1]
+        raise StorageError(f"cannot open or migrate the database at {where}: {exc}") from exc
+    try:
+        yield engine
+    finally:
+        engine.dispose()

@@ -1,0 +1,171 @@
+"""The matching stage: embed stored articles in batches, score them, store matches with evidence."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlalchemy import Engine
+
+from monitor.config import MatchingSection
+from monitor.embed import Embedder, HashingEmbedder, SentenceTransformerEmbedder
+from monitor.match import NarrativeIndex, Thresholds
+from monitor.narratives import STARTER_NARRATIVES, read_narratives
+from monitor.scoring import EmbeddedText, Scorer, TextScore, narrative_texts
+from monitor.types import Match, Narrative
+from storage.narratives_repo import MatchStore
+from storage.repo import utc_now
+
+log = logging.getLogger("monitor.matching")
+
+
+@dataclass(frozen=True)
+class MatchRun:
+    """What one pass of the matching stage did."""
+
+    articles: int = 0
+    passages: int = 0
+    new_matches: tuple[Match, ...] = ()
+    seconds: float = 0.0
+
+
+class MatchStage:
+    """Keeps the narrative index current and matches every article not matched yet."""
+
+    def __init__(
+        self,
+        store: MatchStore,
+        embedder: Embedder,
+        thresholds: Thresholds,
+        *,
+        batch_size: int = 64,
+        max_passages: int = 32,
+        window_tokens: int | None = 64,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.thresholds = thresholds
+        self.batch_size = batch_size
+        self.max_passages = max_passages
+        self.window_tokens = window_tokens
+        self._clock = clock
+        self._lock = threading.Lock()  # one pass at a time: the scheduler and CLI share a stage
+        self._version: object = None
+        self._scorer: Scorer | None = None
+
+    def scorer(self) -> Scorer:
+        """The scorer over the current narratives, rebuilt when they change."""
+        version = self.store.narratives_version()
+        if self._scorer is None or version != self._version:
+            self.embed_narratives()
+            ids, matrix = self.store.load_narrative_vectors(self.embedder.model_id)
+            thresholds = {n.id: n.threshold for n in self.store.narratives(enabled_only=True)
+                          if n.threshold is not None}
+            index = NarrativeIndex.from_arrays(ids, self._matrix(matrix), thresholds)
+            self._scorer = Scorer(self.embedder, index, self.thresholds, self.max_passages,
+                                  self.window_tokens)
+            self._version = version
+            log.info("narrative index loaded", extra={"narratives": len(index), "rows": len(ids),
+                                                       "model": self.embedder.model_id})
+        return self._scorer
+
+    def embed_narratives(self, narratives: Sequence[Narrative] | None = None) -> int:
+        """Embed narratives that have no vectors for the current model (after import or a model change)."""
+        todo = narratives if narratives is not None else self.store.narratives_missing_vectors(
+            self.embedder.model_id
+        )
+        for narrative in todo:
+            texts = narrative_texts(narrative)
+            vectors = self.embedder.embed(texts, "passage")
+            self.store.save_narrative_vectors(self.embedder.model_id, narrative.id, texts, vectors)
+        return len(todo)
+
+    def run_pending(self) -> MatchRun:
+        """Embed and match every stored article that has not been, in batches across feeds."""
+        with self._lock:
+            started = time.perf_counter()
+            scorer = self.scorer()
+            articles = passages = 0
+            new: list[Match] = []
+            while batch := self.store.articles_to_embed(self.embedder.model_id, self.batch_size):
+                embedded = scorer.embed_texts([(title, text) for _id, title, text in batch])
+                ids = [article_id for article_id, _title, _text in batch]
+                new += self._save(scorer, ids, embedded)
+                articles += len(batch)
+                passages += sum(len(e.passages) for e in embedded)
+            run = MatchRun(articles, passages, tuple(new), time.perf_counter() - started)
+        if articles:
+            log.info("articles matched", extra={"articles": articles, "passages": passages,
+                                                "new_matches": len(new), "seconds": round(run.seconds, 2)})
+        return run
+
+    def backfill(self, narrative_ids: Sequence[str], days: int) -> list[Match]:
+        """Match recent articles against new or changed narratives, so earlier occurrences surface."""
+        if not narrative_ids or days <= 0:
+            return []
+        with self._lock:
+            scorer = self.scorer()
+            since = self._clock() - timedelta(days=days)
+            article_ids, texts, vectors = self.store.recent_passages(self.embedder.model_id, since)
+            wanted = set(narrative_ids)
+            found: dict[tuple[int, str], Match] = {}
+            for article_id, rows in _group(article_ids).items():
+                text = EmbeddedText(tuple(texts[i] for i in rows), vectors[rows])
+                for score in scorer.matches(text):
+                    if score.narrative_id in wanted:
+                        found[(article_id, score.narrative_id)] = _match(article_id, score)
+            return self.store.save_passages_and_matches(self.embedder.model_id, {}, list(found.values()))
+
+    def _save(self, scorer: Scorer, ids: Sequence[int], embedded: Sequence[EmbeddedText]) -> list[Match]:
+        matches = [_match(article_id, s) for article_id, text in zip(ids, embedded, strict=True)
+                   for s in scorer.matches(text)]
+        passages = {article_id: (text.passages, text.vectors)
+                    for article_id, text in zip(ids, embedded, strict=True)}
+        return self.store.save_passages_and_matches(self.embedder.model_id, passages, matches)
+
+    def _matrix(self, matrix: np.ndarray) -> np.ndarray:
+        if matrix.size == 0:
+            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
+        return matrix
+
+
+def _group(article_ids: Sequence[int]) -> dict[int, list[int]]:
+    rows: dict[int, list[int]] = {}
+    for row, article_id in enumerate(article_ids):
+        rows.setdefault(article_id, []).append(row)
+    return rows
+
+
+def _match(article_id: int, score: TextScore) -> Match:
+    assert score.tier is not None  # Scorer.matches() returns tiered scores only
+    return Match(article_id=article_id, narrative_id=score.narrative_id, score=score.score,
+                 tier=score.tier, passage=score.passage, evidence=score.evidence)
+
+
+def make_embedder(model: str, query_prompt: str | None, passage_prompt: str | None) -> Embedder:
+    """The configured model; "hashing" is the model-free lexical embedder (tests, smoke runs)."""
+    if model == "hashing":
+        return HashingEmbedder()
+    return SentenceTransformerEmbedder(model, query_prompt=query_prompt, passage_prompt=passage_prompt)
+
+
+def build_stage(settings: MatchingSection, engine: Engine) -> MatchStage:
+    """The matching stage for a database; an empty one gets the starter narratives first."""
+    store = MatchStore(engine)
+    if settings.starter_narratives and store.narratives_version()[0] == 0:
+        report = read_narratives(STARTER_NARRATIVES)
+        store.upsert_narratives(report.narratives)
+        log.info("starter narratives loaded", extra={"narratives": len(report.narratives),
+                                                      "path": str(STARTER_NARRATIVES)})
+    embedder = make_embedder(settings.model, settings.query_prompt, settings.passage_prompt)
+    return MatchStage(
+        store, embedder, Thresholds(settings.alert_threshold, settings.watch_threshold),
+        batch_size=settings.batch_size, max_passages=settings.max_passages,
+        window_tokens=settings.passage_tokens,
+    )
