@@ -16,7 +16,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import Engine
 
-from monitor.cli_matching import match, narratives_app, reembed
+from monitor.cli_matching import match, matches, narratives_app, reembed
 from monitor.cli_support import Context, database, err, log, out, settings_of
 from monitor.config import Settings, load_settings, parse_duration
 from monitor.errors import ConfigError, MonitorError
@@ -39,6 +39,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(narratives_app, name="narratives")
 app.command()(match)
 app.command()(reembed)
+app.command()(matches)
 
 @app.callback()
 def main_options(

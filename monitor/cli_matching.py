@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ import typer
 from rich.table import Table
 
 from monitor.cli_support import database, err, out, settings_of
-from monitor.config import Settings
+from monitor.config import Settings, parse_duration
 from monitor.errors import MonitorError
 from monitor.fetch import Fetcher
 from monitor.matching import MatchStage, build_stage
@@ -23,6 +24,7 @@ from monitor.parse import parse_feed
 from monitor.scoring import TextScore
 from monitor.text import clean_line, html_to_text
 from monitor.types import Feed, Narrative, Tier
+from storage.repo import Repository
 
 narratives_app = typer.Typer(help="Import, list and switch narratives.", no_args_is_help=True)
 
@@ -202,3 +204,38 @@ def reembed(ctx: typer.Context) -> None:
         run = stage.run_pending()
     out.print(f"Dropped {dropped} stored passage(s); embedded {run.articles} article(s) "
               f"({run.passages} passages) in {run.seconds:.1f} s; {len(run.new_matches)} new match(es).")
+
+
+def matches(
+    ctx: typer.Context,
+    since: Annotated[str, typer.Option("--since", help="How far back, e.g. 1d or 6h.")] = "1d",
+    tier: Annotated[str | None, typer.Option("--tier", help="alert or watch (default both).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """Stored matches found recently, best first, with the article and the evidence."""
+    try:
+        window = timedelta(seconds=parse_duration(since))
+        wanted = Tier(tier) if tier else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    with _stage(ctx) as (_settings, stage):
+        found = stage.store.matches(since=datetime.now(UTC) - window, tier=wanted)
+        articles = dict(Repository(stage.store.engine).articles([m.article_id for m in found]))
+        titles = {n.id: n.title for n in stage.store.narratives()}
+    if as_json:
+        for m in found:
+            article = articles[m.article_id]
+            sys.stdout.write(json.dumps({
+                "article_id": m.article_id, "article_title": article.title, "article_url": article.url,
+                "feed_id": article.feed_id, "published": article.published.isoformat(),
+                "narrative_id": m.narrative_id, "score": round(m.score, 4), "tier": m.tier.value,
+                "evidence": m.evidence,
+            }, ensure_ascii=False) + "\n")
+        return
+    table = Table("score", "tier", "narrative", "article", "evidence", box=None)
+    for m in found:
+        article = articles[m.article_id]
+        table.add_row(f"{m.score:.3f}", m.tier.value, f"{m.narrative_id}\n{titles.get(m.narrative_id, '')}",
+                      f"{article.title}\n{article.url or ''} ({article.feed_id})", m.evidence)
+    out.print(table)
+    out.print(f"{len(found)} match(es) in the last {since}.")

@@ -236,3 +236,26 @@ def test_poll_once_matches_new_articles(config: Path, env: dict[str, str], feed_
     assert "Matched 2 article(s)" in done.stdout
     again = monitor("poll", "--once", env=env, config=config)
     assert "Matched 0 article(s)" in again.stdout
+
+
+def test_default_install_alerts_on_a_starter_narrative(tmp_path: Path, feed_server: FeedServer) -> None:
+    """The real default model and the shipped narratives, end to end (SQLite only: it is slow)."""
+    story = ("<item><guid>g1</guid><link>/tbilisi</link><title>Who is behind the Tbilisi riots</title>"
+             "<description>The protests in Georgia are a colour revolution: the demonstrators were "
+             "trained and paid by Western foundations and the US embassy to overthrow the "
+             "government.</description></item>"
+             "<item><guid>g2</guid><link>/rates</link><title>Rates unchanged</title><description>The "
+             "central bank kept interest rates unchanged, citing slowing inflation.</description></item>")
+    feed_server.route("/news", Response(200, f'<rss version="2.0"><channel><title>N</title>{story}'
+                                             "</channel></rss>".encode(), {"Content-Type": RSS}))
+    config = tmp_path / "feeds.toml"
+    config.write_text(f'[feeds.news]\nurl = "{feed_server.url("/news")}"\n', encoding="utf-8")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1",
+           "MONITOR_DATABASE_URL": f"sqlite:///{tmp_path / 'monitor.db'}"}
+    polled = monitor("poll", "--once", env=env, config=config)
+    assert "Matched 2 article(s)" in polled.stdout, polled.stderr
+    found = monitor("matches", "--json", env=env, config=config)
+    rows = [json.loads(line) for line in found.stdout.splitlines()]
+    assert [(r["narrative_id"], r["tier"]) for r in rows] == [("colour-revolutions", "alert")]
+    assert rows[0]["article_title"] == "Who is behind the Tbilisi riots"
+    assert "colour revolution" in rows[0]["evidence"]
