@@ -22,7 +22,8 @@ from monitor.types import (
     StoredArticle,
     StoreOutcome,
 )
-from storage.repo import Repository, utc_now
+from storage.clock import utc_now
+from storage.repo import Repository
 
 log = logging.getLogger("monitor.pipeline")
 

@@ -185,3 +185,74 @@ class Match:
     tier: Tier
     passage: str  # the passage that scored best
     evidence: str  # its sentence closest to the narrative
+
+
+class AlertKind(StrEnum):
+    ALERT = "alert"  # a new article repeats a narrative
+    REPLY = "reply"  # the same story from another outlet: a threaded "also published by"
+    SUMMARY = "summary"  # the alerts the flood guard held back, in one message
+    TEST = "test"  # `monitor alerts test`
+
+
+class AlertStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"  # Slack refused it for good (bad channel, bad token ...)
+    HELD = "held"  # over the flood limit: listed in a summary instead
+    MERGED = "merged"  # a reply folded into its parent (webhooks cannot thread)
+
+
+@dataclass(frozen=True)
+class AlertIntent:
+    """An alert to write to the outbox together with the match that caused it."""
+
+    kind: AlertKind
+    channel: str
+    article_id: int
+    narrative_id: str
+    parent_key: str | None = None  # replies: the key of the alert they answer
+    feed_id: str | None = None  # replies: the outlet that also published the story
+
+    @property
+    def key(self) -> str:
+        """What makes this alert unique: one per (story, narrative, channel)."""
+        if self.kind is AlertKind.REPLY:
+            return f"reply:{self.parent_key}:{self.article_id}:{self.feed_id}"
+        return f"alert:{self.article_id}:{self.narrative_id}:{self.channel}"
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One message waiting in the outbox."""
+
+    id: int
+    key: str
+    kind: AlertKind
+    channel: str
+    status: AlertStatus
+    attempts: int
+    article_id: int | None
+    narrative_id: str | None
+    parent_id: int | None
+    feed_id: str | None
+    created_at: datetime
+    ts: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertContent:
+    """Everything a Slack alert shows, gathered from the stored match."""
+
+    narrative_id: str
+    narrative_title: str
+    narrative_summary: str
+    narrative_url: str | None
+    article_title: str
+    article_url: str | None
+    outlet: str
+    language: str | None
+    published: datetime
+    score: float
+    tier: str
+    evidence: str
+    also_published_by: tuple[str, ...] = ()

@@ -20,8 +20,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.types import Match, Narrative, Tier
-from storage.repo import Clock, utc_now
+from monitor.types import AlertIntent, Match, Narrative, Tier
+from storage.clock import Clock, utc_now
+from storage.outbox import DEFAULT_FLOOD, FloodRule, enqueue
 from storage.tables import ArticlePassageRow, ArticleRow, MatchRow, NarrativeRow, NarrativeVectorRow
 
 Vectors = NDArray[np.float32]
@@ -138,9 +139,18 @@ class MatchStore:
             return [(row[0], row[1], row[2]) for row in connection.execute(query)]
 
     def save_passages_and_matches(
-        self, model_id: str, passages: Passages, matches: Sequence[Match]
+        self,
+        model_id: str,
+        passages: Passages,
+        matches: Sequence[Match],
+        alerts: Mapping[tuple[int, str], Sequence[AlertIntent]] | None = None,
+        flood: FloodRule = DEFAULT_FLOOD,
     ) -> list[Match]:
-        """Replace the articles' passages, upsert the matches, in one transaction; the new matches."""
+        """Replace the articles' passages, upsert the matches, in one transaction; the new matches.
+
+        `alerts` are the outbox intents of each (article, narrative): written in the same
+        transaction for the matches that are new, so an alert is never lost nor sent twice.
+        """
         checked = {aid: (texts, _checked(texts, vectors)) for aid, (texts, vectors) in passages.items()}
         now = self._clock()
         with self._sessions.begin() as session:
@@ -150,6 +160,8 @@ class MatchStore:
                 _replace_vectors(session, _PASSAGES, key, "idx", texts, array)
             ordered = sorted(matches, key=lambda m: (m.article_id, m.narrative_id))
             new = [m for m in ordered if _upsert_match(session, model_id, m, now)]
+            intents = [i for m in new for i in (alerts or {}).get((m.article_id, m.narrative_id), ())]
+            enqueue(session, intents, now, flood)
         return new
 
     def recent_passages(self, model_id: str, since: datetime) -> tuple[list[int], list[str], Vectors]:

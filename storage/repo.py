@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -18,13 +18,9 @@ from monitor.types import (
     StoredArticle,
     StoreOutcome,
 )
+from storage.clock import Clock, utc_now
+from storage.outbox import enqueue_syndication
 from storage.tables import ArticlePassageRow, ArticleRow, ArticleSourceRow, FeedRow
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Repository:
@@ -129,6 +125,7 @@ def _store(session: Session, article: Article, now: datetime) -> StoredArticle:
         same_url = session.scalar(select(ArticleRow.id).where(ArticleRow.url == article.url))
         if same_url is not None:
             _add_source(session, article, same_url, now)
+            enqueue_syndication(session, same_url, same_url, article.feed_id, now)
             return StoredArticle(same_url, StoreOutcome.DUPLICATE, duplicate_of=same_url)
     same_text = session.scalar(
         select(func.min(ArticleRow.id)).where(ArticleRow.content_hash == article.content_hash)
@@ -137,6 +134,8 @@ def _store(session: Session, article: Article, now: datetime) -> StoredArticle:
     session.add(row)
     session.flush()
     _add_source(session, article, row.id, now)
+    if same_text is not None:
+        enqueue_syndication(session, same_text, row.id, article.feed_id, now)
     outcome = StoreOutcome.NEW if same_text is None else StoreOutcome.DUPLICATE
     return StoredArticle(row.id, outcome, duplicate_of=same_text)
 

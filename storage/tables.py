@@ -178,3 +178,31 @@ class MatchRow(Base):
     model_id: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AlertRow(Base):
+    """The outbox: written with the match, delivered afterwards, delivery recorded."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("key"),
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "narrative_id", "channel", "created_at"),
+        Index(None, "article_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(400))
+    kind: Mapped[str] = mapped_column(String(10))
+    channel: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(10))
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"))
+    narrative_id: Mapped[str | None] = mapped_column(ForeignKey("narratives.id"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
+    feed_id: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    ts: Mapped[str | None] = mapped_column(String(40))  # Slack's id of the posted message
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
