@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from types import FrameType
@@ -16,6 +17,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import Engine
 
+from monitor.cli_alerts import alerts_app, describe, make_deliverer
 from monitor.cli_matching import match, matches, narratives_app, reembed
 from monitor.cli_support import Context, database, err, log, out, settings_of
 from monitor.config import Settings, load_settings, parse_duration
@@ -37,6 +39,7 @@ app.add_typer(feeds_app, name="feeds")
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(narratives_app, name="narratives")
+app.add_typer(alerts_app, name="alerts")
 app.command()(match)
 app.command()(reembed)
 app.command()(matches)
@@ -67,8 +70,13 @@ def run(ctx: typer.Context) -> None:
     settings = settings_of(ctx)
     with database(settings) as engine:
         pipeline = _pipeline(settings, engine)
-        stage = build_stage(settings.file.matching, engine)
-        scheduler = FeedScheduler(settings, pipeline, load=load_settings, matcher=stage.run_pending)
+        stage = build_stage(settings, engine)
+        deliverer = make_deliverer(settings, engine)
+        periodic: list[tuple[str, Callable[[], object], float]] = [
+            ("match", stage.run_pending, settings.file.matching.embed_interval),
+            ("deliver", deliverer.deliver_due, settings.file.alerts.deliver_interval),
+        ]
+        scheduler = FeedScheduler(settings, pipeline, load=load_settings, periodic=periodic)
         stop = threading.Event()
         _on_signals(stop)
         scheduler.start()
@@ -107,14 +115,16 @@ def poll(
         feeds = [f for f in feeds if f.id in feed]
     with database(settings) as engine:
         pipeline = _pipeline(settings, engine)
-        stage = build_stage(settings.file.matching, engine)
+        stage = build_stage(settings, engine)
         try:
             results = _poll_with_progress(pipeline, feeds, settings.monitor.max_concurrency)
         finally:
             pipeline.fetcher.close()
         matched = stage.run_pending()
+        delivered = make_deliverer(settings, engine).flush()
     _print_poll_summary(results)
     _print_match_summary(matched)
+    out.print(describe(delivered))
 
 
 def _poll_with_progress(pipeline: Pipeline, feeds: list[Any], workers: int) -> list[PollResult]:

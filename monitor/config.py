@@ -108,6 +108,29 @@ class MatchingSection(_Strict):
         return self
 
 
+class RouteSection(_Strict):
+    """Alerts about these feeds or narratives go to `channel` instead of the default one."""
+
+    channel: str = Field(min_length=1)
+    feed_ids: tuple[str, ...] = ()
+    feed_tags: tuple[str, ...] = ()
+    narrative_tags: tuple[str, ...] = ()
+
+
+class SlackSection(_Strict):
+    channel: str = Field("#narrative-alerts", min_length=1)
+    api_url: str = Field("https://slack.com/api/", pattern=r"^https?://\S+$")
+    routes: tuple[RouteSection, ...] = ()
+
+
+class AlertsSection(_Strict):
+    flood_limit: int = Field(10, ge=1)  # alerts per narrative and channel per flood_window
+    flood_window: Duration = Field(3600.0, ge=60)
+    deliver_interval: Duration = Field(5.0, gt=0, le=600)  # how often `run` flushes the outbox
+    near_duplicate: float = Field(0.95, gt=0, le=1)  # lead similarity that makes two articles one story
+    slack: SlackSection = SlackSection()
+
+
 class StorageSection(_Strict):
     url: str | None = None
 
@@ -125,6 +148,7 @@ class ConfigFile(_Strict):
     monitor: MonitorSection = MonitorSection()
     storage: StorageSection = StorageSection()
     matching: MatchingSection = MatchingSection()
+    alerts: AlertsSection = AlertsSection()
     feeds: dict[Annotated[str, Field(pattern=_FEED_ID)], FeedSection] = {}
 
 

@@ -12,14 +12,16 @@ from datetime import datetime, timedelta
 import numpy as np
 from sqlalchemy import Engine
 
-from monitor.config import MatchingSection
+from monitor.alerting import AlertPlanner, Router
+from monitor.config import Settings
 from monitor.embed import Embedder, HashingEmbedder, SentenceTransformerEmbedder
 from monitor.match import NarrativeIndex, Thresholds
 from monitor.narratives import STARTER_NARRATIVES, read_narratives
 from monitor.scoring import EmbeddedText, Scorer, TextScore, narrative_texts
 from monitor.types import Match, Narrative
+from storage.clock import utc_now
 from storage.narratives_repo import MatchStore
-from storage.repo import utc_now
+from storage.outbox import DEFAULT_FLOOD, FloodRule, Outbox
 
 log = logging.getLogger("monitor.matching")
 
@@ -47,7 +49,11 @@ class MatchStage:
         max_passages: int = 32,
         window_tokens: int | None = 64,
         clock: Callable[[], datetime] = utc_now,
+        planner: AlertPlanner | None = None,
+        flood: FloodRule = DEFAULT_FLOOD,
     ) -> None:
+        self.planner = planner
+        self.flood = flood
         self.store = store
         self.embedder = embedder
         self.thresholds = thresholds
@@ -127,7 +133,13 @@ class MatchStage:
                    for s in scorer.matches(text)]
         passages = {article_id: (text.passages, text.vectors)
                     for article_id, text in zip(ids, embedded, strict=True)}
-        return self.store.save_passages_and_matches(self.embedder.model_id, passages, matches)
+        alerts = {}
+        if self.planner is not None and matches:
+            leads = {article_id: text.vectors[0] for article_id, text in zip(ids, embedded, strict=True)}
+            alerts = self.planner.plan(matches, self.planner.outbox.feeds_of(ids), leads)
+        return self.store.save_passages_and_matches(
+            self.embedder.model_id, passages, matches, alerts, self.flood
+        )
 
     def _matrix(self, matrix: np.ndarray) -> np.ndarray:
         if matrix.size == 0:
@@ -155,17 +167,40 @@ def make_embedder(model: str, query_prompt: str | None, passage_prompt: str | No
     return SentenceTransformerEmbedder(model, query_prompt=query_prompt, passage_prompt=passage_prompt)
 
 
-def build_stage(settings: MatchingSection, engine: Engine) -> MatchStage:
+def build_stage(settings: Settings, engine: Engine) -> MatchStage:
     """The matching stage for a database; an empty one gets the starter narratives first."""
+    matching = settings.file.matching
     store = MatchStore(engine)
-    if settings.starter_narratives and store.narratives_version()[0] == 0:
+    if matching.starter_narratives and store.narratives_version()[0] == 0:
         report = read_narratives(STARTER_NARRATIVES)
         store.upsert_narratives(report.narratives)
         log.info("starter narratives loaded", extra={"narratives": len(report.narratives),
                                                       "path": str(STARTER_NARRATIVES)})
-    embedder = make_embedder(settings.model, settings.query_prompt, settings.passage_prompt)
-    return MatchStage(
-        store, embedder, Thresholds(settings.alert_threshold, settings.watch_threshold),
-        batch_size=settings.batch_size, max_passages=settings.max_passages,
-        window_tokens=settings.passage_tokens,
+    embedder = make_embedder(matching.model, matching.query_prompt, matching.passage_prompt)
+    alerts = settings.file.alerts
+    planner = AlertPlanner(
+        Outbox(engine), Router.from_settings(alerts), lambda: {f.id: f for f in settings.feeds()},
+        _NarrativeTags(store), embedder.model_id, alerts.near_duplicate,
     )
+    return MatchStage(
+        store, embedder, Thresholds(matching.alert_threshold, matching.watch_threshold),
+        batch_size=matching.batch_size, max_passages=matching.max_passages,
+        window_tokens=matching.passage_tokens, planner=planner,
+        flood=FloodRule(alerts.flood_limit, timedelta(seconds=alerts.flood_window)),
+    )
+
+
+class _NarrativeTags:
+    """Narrative tags for routing, re-read only when the narratives change."""
+
+    def __init__(self, store: MatchStore) -> None:
+        self._store = store
+        self._version: object = None
+        self._tags: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self, narrative_id: str) -> tuple[str, ...]:
+        version = self._store.narratives_version()
+        if version != self._version:
+            self._tags = {n.id: n.tags for n in self._store.narratives()}
+            self._version = version
+        return self._tags.get(narrative_id, ())

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -37,10 +37,10 @@ class FeedScheduler:
         pipeline: Pipeline,
         load: Callable[[Path], Settings],
         rng: random.Random | None = None,
-        matcher: Callable[[], object] | None = None,
+        periodic: Sequence[tuple[str, Callable[[], object], float]] = (),
     ) -> None:
         self.settings = settings
-        self._matcher = matcher
+        self._periodic = periodic  # (name, function, every seconds): matching, delivery
         self.pipeline = pipeline
         self._load = load
         self._rng = rng or random.Random()
@@ -55,11 +55,11 @@ class FeedScheduler:
     def start(self) -> None:
         """Schedule the configured feeds and start polling."""
         self._apply(self.settings)
-        if self._matcher is not None:
-            # Embedding runs on its own schedule, so articles from many feeds share a batch.
-            every = self.settings.file.matching.embed_interval
-            self._scheduler.add_job(self._match, IntervalTrigger(seconds=every), id="match",
-                                    name="embed and match new articles")
+        for name, function, every in self._periodic:
+            # Embedding runs on its own schedule, so articles from many feeds share a batch;
+            # delivery too, so a slow Slack never holds up a poll.
+            self._scheduler.add_job(_guarded, IntervalTrigger(seconds=every), args=[name, function],
+                                    id=name, name=name)
         self._scheduler.start()
         log.info("scheduler started", extra={"feeds": len(self._feeds)})
 
@@ -142,12 +142,13 @@ class FeedScheduler:
             log.exception("poll crashed", extra={"feed": feed.id, "url": feed.url})
 
 
-    def _match(self) -> None:
-        assert self._matcher is not None
-        try:
-            self._matcher()
-        except Exception:
-            log.exception("matching crashed; retried on the next run")
+
+
+def _guarded(name: str, function: Callable[[], object]) -> None:
+    try:
+        function()
+    except Exception:
+        log.exception("periodic job crashed; retried on its next run", extra={"job": name})
 
 
 def _digest(path: Path) -> str | None:
