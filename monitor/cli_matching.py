@@ -33,7 +33,7 @@ narratives_app = typer.Typer(help="Import, list and switch narratives.", no_args
 def _stage(ctx: typer.Context) -> Iterator[tuple[Settings, MatchStage]]:
     settings = settings_of(ctx)
     with database(settings) as engine:
-        yield settings, build_stage(settings.file.matching, engine)
+        yield settings, build_stage(settings, engine)
 
 
 @narratives_app.command("import")
