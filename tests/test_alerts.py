@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -17,6 +21,7 @@ from monitor.dedup import content_hash, guid_hash
 from monitor.deliver import Deliverer
 from monitor.matching import MatchStage, build_stage
 from monitor.types import AlertKind, AlertStatus, Article, FeedStatus, Narrative
+from storage.db import open_engine, upgrade
 from storage.outbox import Outbox
 from storage.repo import Repository
 
@@ -186,3 +191,59 @@ def test_hostile_titles_are_neutralised(engine: Engine, tmp_path: Path, slack: S
     assert "<!channel>" not in payload and "<@U024BE7LH>" not in payload
     assert "<https://evil.example|click>" not in payload
     assert "&lt;!channel&gt;" in payload
+
+
+def cli(config: Path, database: str, *args: str, token: str = TOKEN) -> subprocess.Popen[str]:
+    env = {**os.environ, "MONITOR_DATABASE_URL": database, "SLACK_BOT_TOKEN": token, "COLUMNS": "200"}
+    env.pop("SLACK_WEBHOOK_URL", None)
+    return subprocess.Popen([sys.executable, "-m", "monitor.cli", "--config", str(config), *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def configured(tmp_path: Path, slack: SlackServer) -> Path:
+    path = tmp_path / "feeds.toml"
+    text = CONFIG.format(flood=50)
+    text = text.replace('channel = "C0ALERTS"\n', f'channel = "C0ALERTS"\napi_url = "{slack.api_url}"\n')
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_alerts_test_command(tmp_path: Path, slack: SlackServer) -> None:
+    config, database = configured(tmp_path, slack), f"sqlite:///{tmp_path / 'm.db'}"
+    out, err = cli(config, database, "alerts", "test").communicate(timeout=60)
+    assert "Delivered 1 alert message(s)" in out, err
+    assert [m.channel for m in slack.messages] == ["C0ALERTS"]
+    bad = cli(config, database, "alerts", "test", token="xoxb-wrong")
+    out, err = bad.communicate(timeout=60)
+    assert bad.returncode == 1 and "invalid_auth" in err
+
+
+def test_killed_deliverer_resends_nothing_acknowledged(tmp_path: Path, slack: SlackServer) -> None:
+    config, database = configured(tmp_path, slack), f"sqlite:///{tmp_path / 'm.db'}"
+    engine = open_engine(database)
+    upgrade(engine)
+    world = World(engine, load_settings(config), slack)
+    for n in range(8):
+        world.publish("wire", f"b{n}", f"{BIOLABS.title} Dispatch {n}.", f"Unique detail number {n}.")
+    assert len(world.stage.run_pending().new_matches) == 8
+    process = cli(config, database, "alerts", "deliver")  # paced at one message a second
+    deadline = time.monotonic() + 60
+    while len(slack.messages) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    sent = [i for i in world.outbox.items(AlertKind.ALERT) if i.status is AlertStatus.SENT]
+    acknowledged = {dispatch(a.title) for _id, a in world.repo.articles([i.article_id or 0 for i in sent])}
+    assert len(acknowledged) >= 2
+    out, err = cli(config, database, "alerts", "deliver").communicate(timeout=120)
+    assert "still pending" not in out, err
+    posted = [dispatch(m.text) for m in slack.messages]
+    assert all(posted.count(n) == 1 for n in acknowledged)  # nothing acknowledged is sent again
+    assert set(posted) == set(range(8))  # and nothing is lost
+    assert len(posted) <= 9  # at most the one message in flight at the kill, twice
+    engine.dispose()
+
+
+def dispatch(text: str) -> int:
+    """The number in "... Dispatch 3." of a test article's title or alert."""
+    return int(text.split("Dispatch ", 1)[1].split(".", 1)[0])

@@ -250,10 +250,13 @@ def test_default_install_alerts_on_a_starter_narrative(tmp_path: Path, feed_serv
                                              "</channel></rss>".encode(), {"Content-Type": RSS}))
     config = tmp_path / "feeds.toml"
     config.write_text(f'[feeds.news]\nurl = "{feed_server.url("/news")}"\n', encoding="utf-8")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1",
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}, "HF_HUB_OFFLINE": "1",
            "MONITOR_DATABASE_URL": f"sqlite:///{tmp_path / 'monitor.db'}"}
     polled = monitor("poll", "--once", env=env, config=config)
     assert "Matched 2 article(s)" in polled.stdout, polled.stderr
+    # No Slack token or webhook: the alert goes to the console sink, with the same content.
+    assert "Delivered 1 alert message(s)" in polled.stdout
+    assert "slack #narrative-alerts" in polled.stderr and "Who is behind the Tbilisi riots" in polled.stderr
     found = monitor("matches", "--json", env=env, config=config)
     rows = [json.loads(line) for line in found.stdout.splitlines()]
     assert [(r["narrative_id"], r["tier"]) for r in rows] == [("colour-revolutions", "alert")]
