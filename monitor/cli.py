@@ -13,11 +13,14 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
 from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import Engine
 
 from monitor.cli_alerts import alerts_app, describe, make_deliverer
+from monitor.cli_digest import digest_app, make_digest_service
 from monitor.cli_matching import match, matches, narratives_app, reembed
 from monitor.cli_support import Context, database, err, log, out, settings_of
 from monitor.config import Settings, load_settings, parse_duration
@@ -40,9 +43,12 @@ app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(narratives_app, name="narratives")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(digest_app, name="digest")
 app.command()(match)
 app.command()(reembed)
 app.command()(matches)
+
+DIGEST_RETRY = 300.0  # seconds between retries of a digest that is due but not sent
 
 @app.callback()
 def main_options(
@@ -70,12 +76,7 @@ def run(ctx: typer.Context) -> None:
     settings = settings_of(ctx)
     with database(settings) as engine:
         pipeline = _pipeline(settings, engine)
-        stage = build_stage(settings, engine)
-        deliverer = make_deliverer(settings, engine)
-        periodic: list[tuple[str, Callable[[], object], float]] = [
-            ("match", stage.run_pending, settings.file.matching.embed_interval),
-            ("deliver", deliverer.deliver_due, settings.file.alerts.deliver_interval),
-        ]
+        periodic = _periodic_jobs(settings, engine)
         scheduler = FeedScheduler(settings, pipeline, load=load_settings, periodic=periodic)
         stop = threading.Event()
         _on_signals(stop)
@@ -85,6 +86,22 @@ def run(ctx: typer.Context) -> None:
         finally:
             scheduler.shutdown()
             pipeline.fetcher.close()
+
+
+def _periodic_jobs(
+    settings: Settings, engine: Engine
+) -> list[tuple[str, Callable[[], object], float | BaseTrigger]]:
+    """The jobs `run` schedules besides polling: matching, alert delivery, the digest."""
+    digest = make_digest_service(settings, engine)
+    hour, minute = settings.file.digest.time.split(":")
+    at_digest_time = CronTrigger(hour=int(hour), minute=int(minute), timezone=settings.file.digest.timezone)
+    return [
+        ("match", build_stage(settings, engine).run_pending, settings.file.matching.embed_interval),
+        ("deliver", make_deliverer(settings, engine).deliver_due, settings.file.alerts.deliver_interval),
+        ("digest", digest.catch_up, at_digest_time),
+        # After a failure or downtime, yesterday's digest goes out as soon as it can.
+        ("digest-retry", digest.catch_up, DIGEST_RETRY),
+    ]
 
 
 def _on_signals(stop: threading.Event) -> None:

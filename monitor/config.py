@@ -12,8 +12,17 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -131,6 +140,36 @@ class AlertsSection(_Strict):
     slack: SlackSection = SlackSection()
 
 
+class SmtpSection(_Strict):
+    host: str = Field(min_length=1)
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    ssl: bool = False  # implicit TLS (usually port 465) instead of STARTTLS
+    username: str | None = None  # the password comes from MONITOR_SMTP_PASSWORD
+    timeout: Duration = Field(30.0, gt=0)
+
+
+class DigestSection(_Strict):
+    time: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    timezone: str = "UTC"
+    recipients: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")], ...] = ()
+    sender: str = Field("narrative-monitor@localhost", pattern=r"^[^@\s]+@[^@\s]+$")
+    subject: str = Field("Narrative Monitor digest for {date}", min_length=1)
+    send_empty: bool = True  # an empty day still sends a short "nothing matched" digest
+    top_articles: int = Field(5, ge=1, le=50)
+    outbox_dir: str = "digests"  # without [digest.smtp], digests are written here (under data_dir)
+    smtp: SmtpSection | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r} (use e.g. \"Europe/Berlin\")") from exc
+        return name
+
+
 class StorageSection(_Strict):
     url: str | None = None
 
@@ -149,6 +188,7 @@ class ConfigFile(_Strict):
     storage: StorageSection = StorageSection()
     matching: MatchingSection = MatchingSection()
     alerts: AlertsSection = AlertsSection()
+    digest: DigestSection = DigestSection()
     feeds: dict[Annotated[str, Field(pattern=_FEED_ID)], FeedSection] = {}
 
 
@@ -230,6 +270,15 @@ def parse_config(raw: bytes, path: Path) -> ConfigFile:
         raise ConfigError(path, [_describe(error) for error in exc.errors()]) from exc
 
 
+_PATTERN_MESSAGES = {
+    "url": "must be an http:// or https:// URL",
+    "api_url": "must be an http:// or https:// URL",
+    "time": "must be a time of day as HH:MM (24-hour)",
+    "recipients": "must be an email address",
+    "sender": "must be an email address",
+}
+
+
 def _describe(error: Any) -> str:
     """One line for one pydantic error: "feeds.bbc.interval: must be ..."."""
     loc = [str(part) for part in error["loc"]]
@@ -243,8 +292,8 @@ def _describe(error: Any) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind == "greater_than_equal" and loc[-1] in {"interval", "poll_interval", "max_backoff"}:
         message = f"must be at least {int(error['ctx']['ge'])} seconds"
-    if kind == "string_pattern_mismatch" and loc[-1] == "url":
-        message = "must be an http:// or https:// URL"
+    if kind == "string_pattern_mismatch":
+        message = _PATTERN_MESSAGES.get(loc[-1] if not loc[-1].isdigit() else loc[-2], message)
     return f"{'.'.join(loc)}: {message}"
 
 

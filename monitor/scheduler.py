@@ -12,6 +12,7 @@ from pathlib import Path
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config import Settings
@@ -37,10 +38,10 @@ class FeedScheduler:
         pipeline: Pipeline,
         load: Callable[[Path], Settings],
         rng: random.Random | None = None,
-        periodic: Sequence[tuple[str, Callable[[], object], float]] = (),
+        periodic: Sequence[tuple[str, Callable[[], object], float | BaseTrigger]] = (),
     ) -> None:
         self.settings = settings
-        self._periodic = periodic  # (name, function, every seconds): matching, delivery
+        self._periodic = periodic  # (name, function, seconds or trigger): matching, delivery, digest
         self.pipeline = pipeline
         self._load = load
         self._rng = rng or random.Random()
@@ -58,8 +59,8 @@ class FeedScheduler:
         for name, function, every in self._periodic:
             # Embedding runs on its own schedule, so articles from many feeds share a batch;
             # delivery too, so a slow Slack never holds up a poll.
-            self._scheduler.add_job(_guarded, IntervalTrigger(seconds=every), args=[name, function],
-                                    id=name, name=name)
+            trigger = every if isinstance(every, BaseTrigger) else IntervalTrigger(seconds=every)
+            self._scheduler.add_job(_guarded, trigger, args=[name, function], id=name, name=name)
         self._scheduler.start()
         log.info("scheduler started", extra={"feeds": len(self._feeds)})
 

@@ -256,3 +256,57 @@ class AlertContent:
     tier: str
     evidence: str
     also_published_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DigestArticle:
+    """One article under a narrative in the daily digest."""
+
+    title: str
+    url: str | None
+    outlet: str
+    published: datetime
+    score: float
+    tier: str  # "alert" or "watch"
+    evidence: str
+
+
+@dataclass(frozen=True)
+class DigestNarrative:
+    """What one narrative did during the digest's period."""
+
+    narrative_id: str
+    title: str
+    url: str | None
+    articles: int  # distinct articles matched in the period
+    outlets: int  # distinct feeds those articles came from
+    alerts: int  # of which at alert tier
+    previous_day: int  # articles matched the day before the period
+    week_average: float  # mean articles per day over the 7 days before the period
+    first_seen: bool  # never matched before this period
+    top: tuple[DigestArticle, ...]  # best scores first
+
+
+@dataclass(frozen=True)
+class FailingFeed:
+    """A feed that has been failing, for the digest's health section."""
+
+    feed_id: str
+    name: str
+    url: str
+    last_error: str
+    consecutive_errors: int
+    last_success: datetime | None
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Everything one digest email shows."""
+
+    start: datetime  # aware; the period is [start, end)
+    end: datetime
+    timezone: str
+    narratives: tuple[DigestNarrative, ...]  # most articles first
+    failing_feeds: tuple[FailingFeed, ...]
+    days: tuple[str, ...]  # the chart's 7 days, "YYYY-MM-DD", oldest first, ending with the period
+    daily: Mapping[str, tuple[int, ...]]  # narrative title -> articles matched on each of `days`

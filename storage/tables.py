@@ -206,3 +206,17 @@ class AlertRow(Base):
     ts: Mapped[str | None] = mapped_column(String(40))  # Slack's id of the posted message
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DigestRow(Base):
+    """One row per digest period: sent once, failures recorded for the retry."""
+
+    __tablename__ = "digests"
+
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)  # "YYYY-MM-DD", local day
+    status: Mapped[str] = mapped_column(String(10))  # "sent", "skipped" or "failed"
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    destination: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

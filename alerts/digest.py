@@ -1,0 +1,350 @@
+"""The daily digest email: plain text, and HTML with a chart of the week inline.
+
+Everything that comes from a feed (titles, outlets, evidence, URLs, feed errors) is
+untrusted. It is cleaned of control characters and cut to a budget here, reaches the HTML
+only through Jinja's autoescaping, becomes a link only when it is an http(s) URL, and never
+reaches a header: the headers carry only the subject, sender and recipients from the
+configuration.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from email.message import EmailMessage
+from email.policy import default
+from email.utils import format_datetime, make_msgid, parseaddr
+from typing import Any
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from monitor.types import Digest, DigestArticle, DigestNarrative, FailingFeed
+
+__all__ = ["chart_png", "render_digest"]
+
+CHART_SERIES = 6  # narratives drawn, busiest first
+LEGEND_CHARS = 30
+TEXT_WIDTH = 80
+URL_LIMIT = 2000  # a longer URL is shown as text rather than linked
+ELLIPSIS = "…"
+# Okabe-Ito: told apart with colour-blindness; each series also has its own marker.
+_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_URL_UNSAFE = re.compile(r'[\s"<>\\^`{|}]')
+_DOMAIN = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
+
+
+def chart_png(digest: Digest) -> bytes:
+    """Matches per day over `digest.days` for the busiest narratives, as a 600x260 PNG."""
+    series = _busiest(digest.daily, len(digest.days))
+    if not series:
+        figure = _figure(600, 100)
+        figure.text(0.5, 0.5, "no matches", ha="center", va="center", fontsize=12, color="#667085")
+        return _png(figure)
+    figure = _figure(600, 260)
+    axes = figure.add_subplot()
+    for i, (title, counts) in enumerate(series):
+        axes.plot(counts, color=_COLOURS[i], marker=_MARKERS[i], markersize=3, linewidth=1.5,
+                  label=_clip(title, LEGEND_CHARS))
+    axes.set_xticks(range(len(digest.days)), [_day_label(day) for day in digest.days])
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylim(bottom=0)
+    axes.set_ylabel("matches", fontsize=8, color="#475467")
+    axes.tick_params(labelsize=8, colors="#475467")
+    axes.grid(axis="y", color="#eaecf0", linewidth=0.8)
+    axes.spines[["top", "right"]].set_visible(False)
+    legend = figure.legend(loc="outside right upper", fontsize=7, frameon=False)
+    for text in legend.get_texts():
+        text.set_parse_math(False)  # a '$' in a title must not start mathtext
+    return _png(figure)
+
+
+def render_digest(
+    digest: Digest, *, subject: str, sender: str, recipients: Sequence[str]
+) -> EmailMessage:
+    """The digest as multipart/alternative: plain text, and HTML with the chart attached inline.
+
+    `subject`, `sender` and `recipients` come from the configuration; no recipients means no
+    To header (a digest written to files). An address that does not parse raises ValueError.
+    """
+    domain = _domain(sender)
+    png = chart_png(digest)
+    cid = make_msgid("chart", domain=domain)
+    context = _context(digest, cid[1:-1], png)
+    message = EmailMessage(policy=default)
+    message["Subject"] = _clean(subject, 250) or "Narrative Monitor digest"
+    _set_addresses(message, "From", [sender])
+    if recipients:
+        _set_addresses(message, "To", recipients)
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid("digest", domain=domain)
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
+    message.set_content(_templates.get_template("digest.txt.j2").render(context))
+    message.add_alternative(_templates.get_template("digest.html.j2").render(context), subtype="html")
+    html = message.get_body(("html",))
+    assert html is not None
+    html.add_related(png, "image", "png", cid=cid, disposition="inline", filename="matches.png")
+    return message
+
+
+# The chart ------------------------------------------------------------------------------
+
+
+def _busiest(daily: Mapping[str, Sequence[int]], days: int) -> list[tuple[str, list[int]]]:
+    """Up to CHART_SERIES (title, counts) with any matches, most matches first."""
+    rows = [(title, [*counts[:days], *[0] * (days - len(counts))]) for title, counts in daily.items()]
+    rows = [row for row in rows if sum(row[1]) > 0]
+    rows.sort(key=lambda row: (-sum(row[1]), row[0]))
+    return rows[:CHART_SERIES] if days else []
+
+
+def _figure(width: int, height: int) -> Figure:
+    # A bare Figure with its own Agg canvas: no pyplot, so no global state and no GUI.
+    figure = Figure(figsize=(width / 100, height / 100), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    """Width and height from the PNG's IHDR chunk."""
+    width, height = struct.unpack(">II", png[16:24])
+    return int(width), int(height)
+
+
+def _day_label(day: str) -> str:
+    """'2026-11-23' -> 'Mon 23' (English whatever the locale)."""
+    try:
+        parsed = date.fromisoformat(day)
+    except ValueError:
+        return _clip(day, 10)
+    return f"{_DAYS[parsed.weekday()][:3]} {parsed.day}"
+
+
+# Untrusted text and dates ---------------------------------------------------------------
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + ELLIPSIS
+
+
+def _clean(text: str, limit: int) -> str:
+    """Untrusted text on one line, without control characters, cut to `limit` characters."""
+    return _clip(" ".join(_CONTROL.sub(" ", text).split()), limit)
+
+
+def _http_url(url: str | None) -> str | None:
+    """`url` if it is an absolute http(s) URL fit for an href, else None."""
+    url = (url or "").strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    url = _URL_UNSAFE.sub(lambda found: quote(found.group(), safe=""), _CONTROL.sub("", url))
+    return url if len(url) <= URL_LIMIT else None
+
+
+def _long_date(day: date) -> str:
+    return f"{_DAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
+def _local(when: datetime, zone: tzinfo) -> datetime:
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(zone)
+
+
+def _moment(when: datetime) -> str:
+    return f"{_long_date(when.date())} {when:%H:%M}"
+
+
+def _period(start: datetime, end: datetime) -> str:
+    """'Tuesday 24 November 2026' for whole local days, else both ends with their times."""
+    if start.time() == end.time() == time(0):
+        last = (end - timedelta(days=1)).date()
+        first = _long_date(start.date())
+        return first if last <= start.date() else f"{first} – {_long_date(last)}"
+    return f"{_moment(start)} – {_moment(end)}"
+
+
+# What the templates show ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Link:
+    text: str
+    url: str | None  # only ever an http(s) URL
+
+
+@dataclass(frozen=True)
+class _Change:
+    arrow: str
+    amount: str
+    against: str
+    colour: str
+
+
+@dataclass(frozen=True)
+class _ArticleView:
+    link: _Link
+    outlet: str
+    time: str
+    score: str
+    tier: str
+    alert: bool
+    evidence: str
+
+
+@dataclass(frozen=True)
+class _NarrativeView:
+    link: _Link
+    articles: int
+    outlets: int
+    alerts: int
+    new: bool
+    changes: tuple[_Change, _Change]
+    top: tuple[_ArticleView, ...]
+
+
+@dataclass(frozen=True)
+class _FeedView:
+    name: str
+    feed_id: str
+    link: _Link
+    errors: int
+    last_error: str
+    last_success: str
+
+
+def _change(now: float, before: float, against: str, digits: int) -> _Change:
+    diff = round(now - before, digits)
+    label = f"{against} ({before:.{digits}f})"
+    if diff > 0:
+        return _Change("▲", f"+{diff:.{digits}f}", label, "#b42318")
+    if diff < 0:
+        return _Change("▼", f"-{-diff:.{digits}f}", label, "#027a48")
+    return _Change("=", "±0", label, "#667085")
+
+
+def _clock(when: datetime, one_day: bool) -> str:
+    """HH:MM, with the day in front when the period spans more than one day."""
+    return f"{when:%H:%M}" if one_day else f"{_DAYS[when.weekday()][:3]} {when.day} {when:%H:%M}"
+
+
+def _article(a: DigestArticle, zone: tzinfo, one_day: bool) -> _ArticleView:
+    alert = a.tier.lower() == "alert"
+    return _ArticleView(
+        link=_Link(_clean(a.title, 300) or "(untitled article)", _http_url(a.url)),
+        outlet=_clean(a.outlet, 100) or "(unnamed outlet)",
+        time=_clock(_local(a.published, zone), one_day),
+        score=f"{a.score:.2f}",
+        tier="ALERT" if alert else (_clean(a.tier, 20).lower() or "watch"),
+        alert=alert,
+        evidence=_clean(a.evidence, 600),
+    )
+
+
+def _narrative(n: DigestNarrative, zone: tzinfo, one_day: bool) -> _NarrativeView:
+    return _NarrativeView(
+        link=_Link(_clean(n.title, 300) or n.narrative_id, _http_url(n.url)),
+        articles=n.articles,
+        outlets=n.outlets,
+        alerts=n.alerts,
+        new=n.first_seen,
+        changes=(_change(n.articles, n.previous_day, "vs previous day", 0),
+                 _change(n.articles, n.week_average, "vs 7-day average", 1)),
+        top=tuple(_article(a, zone, one_day) for a in n.top),
+    )
+
+
+def _feed(f: FailingFeed, zone: tzinfo) -> _FeedView:
+    return _FeedView(
+        name=_clean(f.name, 100) or _clean(f.feed_id, 100),
+        feed_id=_clean(f.feed_id, 100),
+        link=_Link(_clean(f.url, 300), _http_url(f.url)),
+        errors=f.consecutive_errors,
+        last_error=_clean(f.last_error, 300) or "(no message)",
+        last_success=_moment(_local(f.last_success, zone)) if f.last_success else "never",
+    )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _context(digest: Digest, cid: str, png: bytes) -> dict[str, Any]:
+    zone_name = digest.timezone or "UTC"
+    zone: tzinfo = ZoneInfo(zone_name)
+    start, end = _local(digest.start, zone), _local(digest.end, zone)
+    one_day = start.date() == (end - timedelta(microseconds=1)).date()  # a 23- or 25-hour day too
+    narratives = sorted(digest.narratives, key=lambda n: (-n.articles, n.title))
+    views = [_narrative(n, zone, one_day) for n in narratives]
+    width, height = _png_size(png)
+    span = f", {_day_label(digest.days[0])} to {_day_label(digest.days[-1])}" if digest.days else ""
+    articles, alerts = sum(n.articles for n in narratives), sum(n.alerts for n in narratives)
+    summary = f"{_plural(len(views), 'narrative')}, {_plural(articles, 'article')}, {alerts} alert-tier"
+    return {
+        "period": _period(start, end),
+        "zone": zone_name,
+        "summary": summary,
+        "nothing": f"Nothing matched between {_moment(start)} and {_moment(end)} ({zone_name}).",
+        "narratives": views,
+        "first_seen": [view.link for view in views if view.new],
+        "feeds": [_feed(f, zone) for f in digest.failing_feeds],
+        "chart": {"cid": cid, "width": width, "height": height, "alt": f"Chart: matches per day{span}"},
+    }
+
+
+# The email ------------------------------------------------------------------------------
+
+
+def _wrap(text: str, indent: str = "", first: str | None = None) -> str:
+    """`text` filled to TEXT_WIDTH columns; `first` prefixes the first line instead of `indent`."""
+    lead = indent if first is None else first
+    return textwrap.fill(text, TEXT_WIDTH, initial_indent=lead, subsequent_indent=indent) or lead
+
+
+# Autoescaping by name, as select_autoescape() would not see 'html' in 'digest.html.j2'.
+_templates = Environment(
+    loader=PackageLoader("alerts", "templates"), autoescape=lambda name: str(name).endswith(".html.j2"),
+    undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+)
+_templates.filters["wrap"] = _wrap
+_templates.globals["plural"] = _plural
+
+
+def _domain(sender: str) -> str:
+    """The domain of the sender's address, for Message-ID and Content-ID."""
+    domain = parseaddr(sender)[1].rpartition("@")[2]
+    return domain if _DOMAIN.fullmatch(domain) else "localhost"
+
+
+def _set_addresses(message: EmailMessage, name: str, values: Sequence[str]) -> None:
+    """Set an address header from configured addresses, refusing anything that is not one."""
+    if any(_CONTROL.search(value) for value in values):
+        raise ValueError(f"{name}: control character in address")
+    message[name] = ", ".join(values)
+    header = message[name]
+    addresses = header.addresses
+    if header.defects or len(addresses) != len(values) or any("@" not in a.addr_spec for a in addresses):
+        del message[name]
+        raise ValueError(f"{name}: not an email address: {', '.join(values)!r}")

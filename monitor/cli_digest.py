@@ -1,0 +1,62 @@
+"""Commands for the daily digest: send it, or preview it as HTML."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import Engine
+
+from monitor.cli_support import database, out, settings_of
+from monitor.config import Settings
+from monitor.digest import DigestService, make_mail_sender
+from storage.digest_repo import DigestStore
+
+digest_app = typer.Typer(help="Send or preview the daily digest email.", no_args_is_help=True)
+
+
+def make_digest_service(settings: Settings, engine: Engine) -> DigestService:
+    return DigestService(DigestStore(engine), make_mail_sender(settings), settings.file.digest)
+
+
+def _day(service: DigestService, value: str | None) -> date:
+    if value is None:
+        return service.yesterday()
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint="--date") from exc
+
+
+@digest_app.command("send")
+def digest_send(
+    ctx: typer.Context,
+    day: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: yesterday).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Send again even if it was sent.")] = False,
+) -> None:
+    """Send the digest of a day (once: re-running does nothing unless --force)."""
+    settings = settings_of(ctx)
+    with database(settings) as engine:
+        service = make_digest_service(settings, engine)
+        outcome = service.send(_day(service, day), force=force)
+    if outcome.status == "failed":
+        out.print(f"Digest for {outcome.period} NOT sent: {outcome.error}. It will be retried.")
+        raise typer.Exit(1)
+    where = f" to {outcome.destination}" if outcome.destination else ""
+    out.print(f"Digest for {outcome.period}: {outcome.status}{where}.")
+
+
+@digest_app.command("preview")
+def digest_preview(
+    ctx: typer.Context,
+    day: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: yesterday).")] = None,
+    out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("digest.html"),
+) -> None:
+    """Write the digest's HTML to a file to look at; sends nothing."""
+    settings = settings_of(ctx)
+    with database(settings) as engine:
+        service = make_digest_service(settings, engine)
+        written = service.preview(_day(service, day), out_file)
+    out.print(f"Wrote {written}")

@@ -1,0 +1,123 @@
+"""The daily digest: one email per period, sent once, retried until it goes out."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from alerts.digest import render_digest
+from alerts.mail import FileSender, MailError, MailSender, SmtpSender
+
+from monitor.config import DigestSection, Settings
+from monitor.errors import MonitorError
+from monitor.types import Digest
+from storage.clock import utc_now
+from storage.digest_repo import CHART_DAYS, DigestStore, Period
+
+log = logging.getLogger("monitor.digest")
+
+PASSWORD_ENV = "MONITOR_SMTP_PASSWORD"
+
+
+def period_of(day: date, timezone: str) -> Period:
+    """The local calendar day `day` in `timezone`, with the chart's days ending with it."""
+    zone = ZoneInfo(timezone)
+
+    def bounds(d: date) -> tuple[str, datetime, datetime]:
+        start = datetime.combine(d, time(0), zone)
+        return d.isoformat(), start, datetime.combine(d + timedelta(days=1), time(0), zone)
+
+    days = tuple(bounds(day - timedelta(days=n)) for n in reversed(range(CHART_DAYS)))
+    key, start, end = days[-1]
+    return Period(key=key, start=start, end=end, timezone=timezone, days=days)
+
+
+def make_mail_sender(settings: Settings) -> MailSender:
+    """SMTP when [digest.smtp] is set; otherwise .eml and .html files in the outbox folder."""
+    smtp = settings.file.digest.smtp
+    if smtp is None:
+        return FileSender(settings.data_dir / settings.file.digest.outbox_dir)
+    return SmtpSender(smtp.host, smtp.port, starttls=smtp.starttls, ssl=smtp.ssl,
+                      username=smtp.username, password=os.environ.get(PASSWORD_ENV), timeout=smtp.timeout)
+
+
+@dataclass(frozen=True)
+class DigestOutcome:
+    period: str
+    status: str  # "sent", "skipped", "already sent", "failed"
+    destination: str | None = None
+    error: str | None = None
+
+
+class DigestService:
+    """Builds, renders and sends digests, recording each period's outcome."""
+
+    def __init__(
+        self,
+        store: DigestStore,
+        sender: MailSender,
+        section: DigestSection,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.sender = sender
+        self.section = section
+        self._clock = clock
+
+    def yesterday(self) -> date:
+        """The last complete day in the digest's timezone."""
+        return self._clock().astimezone(ZoneInfo(self.section.timezone)).date() - timedelta(days=1)
+
+    def preview(self, day: date, out: Path) -> Path:
+        """Write the digest's HTML to `out` without sending or recording anything."""
+        message = self._render(day)
+        html = next(p for p in message.walk() if p.get_content_type() == "text/html")
+        out.write_text(str(html.get_content()), encoding="utf-8")
+        return out
+
+    def send(self, day: date, *, force: bool = False) -> DigestOutcome:
+        """Send the digest of `day` unless it went out already (or `force`)."""
+        period = period_of(day, self.section.timezone)
+        if not force and self.store.status(period.key) in ("sent", "skipped"):
+            return DigestOutcome(period.key, "already sent")
+        digest = self.store.build(period, self.section.top_articles)
+        if not digest.narratives and not self.section.send_empty:
+            self.store.record(period.key, "skipped")
+            return DigestOutcome(period.key, "skipped")
+        message = self._render(day, digest)
+        try:
+            destination = self.sender.send(message)
+        except MailError as exc:
+            self.store.record(period.key, "failed", error=exc.reason)
+            log.error("digest not sent; will retry", extra={"period": period.key, "error": exc.reason})
+            return DigestOutcome(period.key, "failed", error=exc.reason)
+        self.store.record(period.key, "sent", destination=destination)
+        log.info("digest sent", extra={"period": period.key, "to": destination,
+                                       "narratives": len(digest.narratives)})
+        return DigestOutcome(period.key, "sent", destination)
+
+    def catch_up(self) -> DigestOutcome | None:
+        """Send yesterday's digest if its time has passed and it has not gone out (retries too)."""
+        zone = ZoneInfo(self.section.timezone)
+        now = self._clock().astimezone(zone)
+        due = datetime.combine(now.date(), time.fromisoformat(self.section.time), zone)
+        if now < due:
+            return None
+        key = self.yesterday().isoformat()
+        if self.store.status(key) in ("sent", "skipped"):
+            return None
+        return self.send(self.yesterday())
+
+    def _render(self, day: date, digest: Digest | None = None) -> EmailMessage:
+        period = period_of(day, self.section.timezone)
+        built = digest if digest is not None else self.store.build(period, self.section.top_articles)
+        if not self.section.recipients and not isinstance(self.sender, FileSender):
+            raise MonitorError("[digest] recipients is empty: nobody to send the digest to")
+        return render_digest(built, subject=self.section.subject.format(date=period.key),
+                             sender=self.section.sender, recipients=list(self.section.recipients))
