@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from monitor.cli_alerts import alerts_app, describe, make_deliverer
 from monitor.cli_digest import digest_app, make_digest_service
+from monitor.cli_eval import eval_command
 from monitor.cli_matching import match, matches, narratives_app, reembed
 from monitor.cli_support import Context, database, err, log, out, settings_of
 from monitor.config import Settings, load_settings, parse_duration
@@ -47,6 +48,7 @@ app.add_typer(digest_app, name="digest")
 app.command()(match)
 app.command()(reembed)
 app.command()(matches)
+app.command("eval")(eval_command)
 
 DIGEST_RETRY = 300.0  # seconds between retries of a digest that is due but not sent
 

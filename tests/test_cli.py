@@ -262,3 +262,21 @@ def test_default_install_alerts_on_a_starter_narrative(tmp_path: Path, feed_serv
     assert [(r["narrative_id"], r["tier"]) for r in rows] == [("colour-revolutions", "alert")]
     assert rows[0]["article_title"] == "Who is behind the Tbilisi riots"
     assert "colour revolution" in rows[0]["evidence"]
+
+
+def test_eval_on_a_users_labelled_set(tmp_path: Path, config: Path, env: dict[str, str]) -> None:
+    narratives = tmp_path / "n.yaml"
+    narratives.write_text("- id: biolabs\n  title: US runs secret biolabs in Ukraine\n"
+                          "- id: nato\n  title: NATO encircles Russia\n", encoding="utf-8")
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"id": "q1", "text": "US runs secret biolabs in Ukraine, he said", '
+                       '"narratives": ["biolabs"]}\n'
+                       '{"id": "q2", "text": "football results", "narratives": []}\n', encoding="utf-8")
+    done = monitor("eval", "--narratives", str(narratives), "--queries", str(queries), "--json",
+                   env=env, config=config)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert figures["metrics"]["MAP@5"] == 1.0 and figures["metrics"]["P@1"] == 1.0
+    assert figures["queries"] == 2 and len(figures["sweep"]) == 13
+    missing = monitor("eval", "--checkthat", str(tmp_path / "nowhere"), env=env, config=config)
+    assert missing.returncode == 1 and "nowhere" in missing.stderr
