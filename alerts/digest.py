@@ -20,7 +20,6 @@ from email.message import EmailMessage
 from email.policy import default
 from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
-from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -28,6 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from alerts.links import http_url
 from monitor.types import Digest, DigestArticle, DigestNarrative, FailingFeed
 
 __all__ = ["chart_png", "render_digest"]
@@ -35,7 +35,6 @@ __all__ = ["chart_png", "render_digest"]
 CHART_SERIES = 6  # narratives drawn, busiest first
 LEGEND_CHARS = 30
 TEXT_WIDTH = 80
-URL_LIMIT = 2000  # a longer URL is shown as text rather than linked
 ELLIPSIS = "…"
 # Okabe-Ito: told apart with colour-blindness; each series also has its own marker.
 _COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
@@ -44,7 +43,6 @@ _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Su
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_URL_UNSAFE = re.compile(r'[\s"<>\\^`{|}]')
 _DOMAIN = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
 
 
@@ -152,19 +150,6 @@ def _clean(text: str, limit: int) -> str:
     return _clip(" ".join(_CONTROL.sub(" ", text).split()), limit)
 
 
-def _http_url(url: str | None) -> str | None:
-    """`url` if it is an absolute http(s) URL fit for an href, else None."""
-    url = (url or "").strip()
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None
-    url = _URL_UNSAFE.sub(lambda found: quote(found.group(), safe=""), _CONTROL.sub("", url))
-    return url if len(url) <= URL_LIMIT else None
-
-
 def _long_date(day: date) -> str:
     return f"{_DAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]} {day.year}"
 
@@ -253,7 +238,7 @@ def _clock(when: datetime, one_day: bool) -> str:
 def _article(a: DigestArticle, zone: tzinfo, one_day: bool) -> _ArticleView:
     alert = a.tier.lower() == "alert"
     return _ArticleView(
-        link=_Link(_clean(a.title, 300) or "(untitled article)", _http_url(a.url)),
+        link=_Link(_clean(a.title, 300) or "(untitled article)", http_url(a.url)),
         outlet=_clean(a.outlet, 100) or "(unnamed outlet)",
         time=_clock(_local(a.published, zone), one_day),
         score=f"{a.score:.2f}",
@@ -265,7 +250,7 @@ def _article(a: DigestArticle, zone: tzinfo, one_day: bool) -> _ArticleView:
 
 def _narrative(n: DigestNarrative, zone: tzinfo, one_day: bool) -> _NarrativeView:
     return _NarrativeView(
-        link=_Link(_clean(n.title, 300) or n.narrative_id, _http_url(n.url)),
+        link=_Link(_clean(n.title, 300) or n.narrative_id, http_url(n.url)),
         articles=n.articles,
         outlets=n.outlets,
         alerts=n.alerts,
@@ -280,7 +265,7 @@ def _feed(f: FailingFeed, zone: tzinfo) -> _FeedView:
     return _FeedView(
         name=_clean(f.name, 100) or _clean(f.feed_id, 100),
         feed_id=_clean(f.feed_id, 100),
-        link=_Link(_clean(f.url, 300), _http_url(f.url)),
+        link=_Link(_clean(f.url, 300), http_url(f.url)),
         errors=f.consecutive_errors,
         last_error=_clean(f.last_error, 300) or "(no message)",
         last_success=_moment(_local(f.last_success, zone)) if f.last_success else "never",

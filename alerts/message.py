@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
 
+from alerts.links import http_url
 from monitor.types import AlertContent
 
 __all__ = ["AlertContent", "SlackMessage", "alert_message", "escape", "flood_summary",
@@ -28,8 +28,6 @@ SECTION_LIMIT = 3000
 CONTEXT_ELEMENTS = 10
 MAX_BLOCKS = 50
 TEXT_LIMIT = 40_000
-# Ours: a longer URL is left out rather than allowed to crowd out the text around it.
-URL_LIMIT = 2000
 LISTED_ITEMS = 20  # articles or outlets listed one per line before "+N more"
 LISTED_NAMES = 10  # outlet names listed inline before "+N more"
 ELLIPSIS = "…"
@@ -37,7 +35,6 @@ WORD_JOINER = "\u2060"  # zero-width, no line break: '@\u2060here' looks like '@
 
 _BROADCASTS = re.compile(r"@(?=channel|here|everyone)", re.IGNORECASE)
 _CUT_ENTITY = re.compile(r"&[a-z]{0,3}$")  # what cutting '&amp;' or '&lt;' short leaves
-_URL_UNSAFE = re.compile(r'[|<>"\s\x00-\x1f\x7f]')
 _TIER_LABELS = {"alert": ":rotating_light: alert", "watch": ":eyes: watch"}
 
 
@@ -83,19 +80,9 @@ def clip(text: str, limit: int) -> str:
 
 def safe_url(url: str | None) -> str | None:
     """`url` fit to sit inside `<url|label>`: http(s) only, `|<>` and spaces percent-encoded."""
-    if not url:
-        return None
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None
-    url = _URL_UNSAFE.sub(lambda found: quote(found.group(), safe=""), url)
+    url = http_url(url)
     # Slack decodes the three entities everywhere, link targets included.
-    url = url.replace("&", "&amp;")
-    return url if len(url) <= URL_LIMIT else None
+    return url.replace("&", "&amp;") if url else None
 
 
 def alert_message(a: AlertContent) -> SlackMessage:
