@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.errors import MonitorError
+from monitor.errors import ModelError
 
 Kind = Literal["query", "passage"]  # query = article text, passage = narrative text
 Vectors = NDArray[np.float32]
@@ -30,18 +30,7 @@ _DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MO
 _WORD = re.compile(r"\w+")
 
 
-class ModelError(MonitorError):
-    """An embedding model cannot be loaded; the message says how to make it available offline."""
 
-    def __init__(self, model: str, reason: str) -> None:
-        self.model = model
-        self.reason = reason
-        super().__init__(
-            f"cannot load embedding model {model!r}: {reason}. To use it offline, save it once on a "
-            f"machine with network access (SentenceTransformer({model!r}).save('/some/folder')), copy "
-            "that folder here and configure its path as the model; or copy a Hugging Face cache "
-            "(HF_HOME) that holds it and run with HF_HUB_OFFLINE=1"
-        )
 
 
 class Embedder(Protocol):

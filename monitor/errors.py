@@ -5,7 +5,15 @@
     ├── FetchError               a feed could not be fetched (feed id, url, HTTP status, retry-after)
     ├── ParseError               a document held no feed at all
     ├── DiscoveryError           `feeds add` found no feed at the URL or in the page
-    └── StorageError             the database cannot be opened or migrated
+    ├── StorageError             the database cannot be opened or migrated
+    ├── ModelError               an embedding model cannot be loaded (never downloaded at run time)
+    └── DataFileError            a file given on the command line cannot be read (path, line)
+        ├── NarrativeFileError   `narratives import`: the file as a whole (bad rows are reported, not raised)
+        └── EvalDataError        `monitor eval`: a labelled set is missing or malformed
+
+The outward seams raise their own, since `alerts/` imports nothing of `monitor` but its types:
+alerts.slack.SlackError (channel, Slack error code, retryable, retry_after) and
+alerts.mail.MailError (reason, retryable); the deliverer and the digest service record them.
 
 A failing feed never stops the others: the pipeline records the error on the feed's state
 and backs off; only errors that stop the whole program reach the CLI.
@@ -65,3 +73,35 @@ class DiscoveryError(MonitorError):
 
 class StorageError(MonitorError):
     """The database cannot be reached, opened or migrated."""
+
+
+class ModelError(MonitorError):
+    """An embedding model cannot be loaded; the message says how to make it available offline."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        self.model = model
+        self.reason = reason
+        super().__init__(
+            f"cannot load embedding model {model!r}: {reason}. To use it offline, save it once on a "
+            f"machine with network access (SentenceTransformer({model!r}).save('/some/folder')), copy "
+            "that folder here and configure its path as the model; or copy a Hugging Face cache "
+            "(HF_HOME) that holds it and run with HF_HUB_OFFLINE=1"
+        )
+
+
+class DataFileError(MonitorError):
+    """An input file cannot be read; `line` is set when one line is to blame."""
+
+    def __init__(self, path: Path | str, reason: str, line: int | None = None) -> None:
+        self.path = str(path)
+        self.reason = reason
+        self.line = line
+        super().__init__(f"{self.path}:{line}: {reason}" if line else f"{self.path}: {reason}")
+
+
+class NarrativeFileError(DataFileError):
+    """A narrative file cannot be read at all (unknown format, not UTF-8, broken JSON/YAML)."""
+
+
+class EvalDataError(DataFileError):
+    """An evaluation set is missing a file or has a malformed line."""

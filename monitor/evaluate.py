@@ -18,24 +18,14 @@ from typing import NamedTuple
 import numpy as np
 
 from monitor.embed import Embedder
-from monitor.errors import MonitorError
+from monitor.errors import EvalDataError, NarrativeFileError
 from monitor.match import NarrativeIndex, Thresholds
-from monitor.narratives import NarrativeFileError, read_narratives
+from monitor.narratives import read_narratives
 from monitor.scoring import Scorer, narrative_texts
 from monitor.types import Narrative, Tier
 
 Qrels = Mapping[str, frozenset[str]]
 Raised = Mapping[str, Sequence[tuple[str, Tier]]]  # query id -> (narrative id, tier) the scorer raised
-
-
-class EvalDataError(MonitorError):
-    """An evaluation file or directory is missing or malformed; `line` is set when one is to blame."""
-
-    def __init__(self, path: Path | str, reason: str, line: int | None = None) -> None:
-        self.path = str(path)
-        self.reason = reason
-        self.line = line
-        super().__init__(f"{self.path}:{line}: {reason}" if line else f"{self.path}: {reason}")
 
 
 @dataclass(frozen=True)

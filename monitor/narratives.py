@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from monitor.errors import MonitorError
+from monitor.errors import NarrativeFileError
 from monitor.types import Narrative
 
 if TYPE_CHECKING:
@@ -44,17 +44,6 @@ _TERM_SEPARATORS = re.compile(r"[,;]")
 _BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
 _JSON = json.JSONDecoder()
-
-
-class NarrativeFileError(MonitorError):
-    """A narrative file cannot be read at all; `line` is set when the parser named one."""
-
-    def __init__(self, path: Path | str, reason: str, line: int | None = None) -> None:
-        self.path = str(path)
-        self.reason = reason
-        self.line = line
-        where = f"{self.path}:{line}" if line else self.path
-        super().__init__(f"{where}: {reason}")
 
 
 @dataclass(frozen=True)
