@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from corpus import CORPUS, declared_headers, expected_guids
-from feedserver import FeedServer, Response
 from sqlalchemy import Engine
 
 from monitor.errors import ParseError
@@ -18,6 +16,9 @@ from monitor.parse import parse_feed
 from monitor.pipeline import Pipeline
 from monitor.types import Feed, FeedReport, FeedStatus, FetchResult, PollResult
 from storage.repo import Repository
+
+from corpus import CORPUS, declared_headers, expected_guids
+from feedserver import FeedServer, Response
 
 pytestmark = [
     pytest.mark.corpus,

@@ -16,11 +16,12 @@ from email.utils import format_datetime
 
 import brotli  # type: ignore[import-untyped]
 import pytest
-from feedserver import FeedServer, Request, Response
 
 from monitor import __version__
 from monitor.errors import FetchError
 from monitor.fetch import Fetcher, FetchOptions
+
+from feedserver import FeedServer, Request, Response
 
 RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title></channel></rss>'
 LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"

@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from corpus import CORPUS, expected_guids
 
 from monitor.dedup import content_hash, guid_hash
 from monitor.errors import ParseError
 from monitor.parse import parse_feed
 from monitor.types import Article, Feed, FetchResult, ParsedFeed
+
+from corpus import CORPUS, expected_guids
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 FETCHED = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

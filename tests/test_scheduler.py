@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from feedserver import FeedServer, Response
 
 from monitor.config import load_settings
 from monitor.fetch import Fetcher, FetchOptions
 from monitor.pipeline import Pipeline
 from monitor.scheduler import FeedScheduler
 from storage.repo import Repository
+
+from feedserver import FeedServer, Response
 
 
 def feeds_toml(server: FeedServer, **feeds: str) -> str:

@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import slackserver
-from slackserver import TOKEN, SlackServer
 
 from alerts import message as build
 from alerts.message import (
@@ -25,6 +23,9 @@ from alerts.message import (
     syndication_reply,
 )
 from alerts.slack import BotSender, ConsoleSender, SlackError, WebhookSender
+
+import slackserver
+from slackserver import TOKEN, SlackServer
 
 slack_server = slackserver.slack_server  # the fixture, until conftest registers it
 
