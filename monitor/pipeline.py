@@ -46,9 +46,25 @@ class Pipeline:
             state = FeedState(feed.id, feed.url)
         if state.status is FeedStatus.GONE:
             return PollResult(feed.id, state.url, FeedStatus.GONE, error=state.last_error)
-        if not force and state.next_poll is not None and state.next_poll > self.clock():
+        # Only a failing feed waits for its next_poll: a healthy one follows its job's
+        # schedule, whose jitter may fire a little before next_poll.
+        waiting = state.status is FeedStatus.ERROR and state.next_poll is not None
+        if not force and waiting and state.next_poll is not None and state.next_poll > self.clock():
             return PollResult(feed.id, state.url, state.status, error="backing off")
-        return self._poll(feed, state)
+        try:
+            return self._poll(feed, state)
+        except Exception as exc:
+            return self._crashed(feed, state, exc)
+
+    def _crashed(self, feed: FeedConfig, state: FeedState, exc: Exception) -> PollResult:
+        """A bug or a database error: recorded on the feed if possible, so that it backs off
+        and one feed never stops a batch."""
+        log.exception("poll crashed", extra={"feed": feed.id, "url": state.url})
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        try:
+            return self._failed(feed, state, reason, None, None)
+        except Exception:
+            return PollResult(feed.id, state.url, FeedStatus.ERROR, error=reason)
 
     def poll_many(
         self,

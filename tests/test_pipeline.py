@@ -9,12 +9,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from feedserver import FeedServer, Request, Response
 
 from monitor.fetch import Fetcher, FetchOptions
 from monitor.pipeline import Pipeline
 from monitor.types import Feed, FeedStatus
 from storage.repo import Repository
+
+from feedserver import FeedServer, Request, Response
 
 RSS = "application/rss+xml; charset=utf-8"
 
@@ -71,12 +72,34 @@ def test_poll_stores_new_articles_then_uses_conditional_get(
     assert pipeline.repo.article_count() == 2
 
 
-def test_not_due_feed_is_not_fetched(pipeline: Pipeline, feed_server: FeedServer) -> None:
-    feed_server.route("/feed", Response(200, rss(("1", "/a", "A")), {"Content-Type": RSS}))
+def test_failing_feed_is_not_fetched_while_backing_off(pipeline: Pipeline, feed_server: FeedServer) -> None:
+    feed_server.route("/feed", Response(503))
     f = feed(feed_server, "/feed")
     pipeline.poll_feed(f)
     assert pipeline.poll_feed(f).error == "backing off"
     assert len(feed_server.requests_to("/feed")) == 1
+
+
+def test_healthy_feed_follows_its_schedule(pipeline: Pipeline, feed_server: FeedServer) -> None:
+    # The scheduler's jitter may fire a little before next_poll: a healthy feed is polled anyway.
+    feed_server.route("/feed", Response(200, rss(("1", "/a", "A")), {"Content-Type": RSS}))
+    f = feed(feed_server, "/feed")
+    pipeline.poll_feed(f)
+    assert pipeline.poll_feed(f).error is None
+    assert len(feed_server.requests_to("/feed")) == 2
+
+
+def test_an_internal_error_is_recorded_on_the_feed(pipeline: Pipeline, feed_server: FeedServer) -> None:
+    feed_server.route("/feed", Response(200, rss(("1", "/a", "A")), {"Content-Type": RSS}))
+
+    def broken(*_args: object) -> list[object]:
+        raise RuntimeError("disk full")
+
+    pipeline.repo.record_success = broken  # type: ignore[method-assign]
+    result = pipeline.poll_feed(feed(feed_server, "/feed"))
+    assert result.status is FeedStatus.ERROR and "disk full" in (result.error or "")
+    state = pipeline.repo.feed_state("f")
+    assert state is not None and state.consecutive_errors == 1
 
 
 def test_permanent_redirect_moves_the_feed_temporary_does_not(
