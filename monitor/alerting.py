@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import numpy as np
 
 from monitor.config import AlertsSection
 from monitor.types import AlertIntent, AlertKind, Feed, Match, Tier
+from storage.clock import utc_now
 from storage.outbox import Outbox
 
 
@@ -47,19 +49,24 @@ class AlertPlanner:
     narrative_tags: Callable[[str], Sequence[str]]
     model_id: str
     near_duplicate: float = 0.95
+    max_age: timedelta = timedelta(hours=48)  # older articles (a backlog, a re-embed) never alert
+    clock: Callable[[], datetime] = utc_now
     _heads: dict[str, list[tuple[str, str, int, np.ndarray]]] = field(default_factory=dict)
 
     def plan(
-        self, matches: Sequence[Match], feed_of: Mapping[int, str], leads: Mapping[int, np.ndarray]
+        self, matches: Sequence[Match], leads: Mapping[int, np.ndarray]
     ) -> dict[tuple[int, str], list[AlertIntent]]:
         """Intents per (article, narrative); `leads` holds each article's first-passage vector."""
         self._heads = {}
         feeds = self.feeds()
+        origins = self.outbox.origins(sorted({m.article_id for m in matches}))
+        oldest = self.clock() - self.max_age
         plans: dict[tuple[int, str], list[AlertIntent]] = {}
         for match in sorted(matches, key=lambda m: m.article_id):
-            if match.tier is Tier.ALERT:
-                feed = feeds.get(feed_of.get(match.article_id, ""))
-                plans[(match.article_id, match.narrative_id)] = self._intents(match, feed, leads)
+            feed_id, published = origins[match.article_id]
+            if match.tier is Tier.ALERT and published >= oldest:
+                key = (match.article_id, match.narrative_id)
+                plans[key] = self._intents(match, feeds.get(feed_id), leads)
         return plans
 
     def _intents(self, match: Match, feed: Feed | None, leads: Mapping[int, np.ndarray]) -> list[AlertIntent]:

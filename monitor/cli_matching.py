@@ -201,7 +201,7 @@ def reembed(ctx: typer.Context) -> None:
     """Re-embed every stored article with the configured model (after changing it), and re-match."""
     with _stage(ctx) as (_settings, stage):
         dropped = stage.store.delete_passages(None)
-        run = stage.run_pending()
+        run = stage.run_pending(alert=False)  # old articles: stored matches, no Slack flood
     out.print(f"Dropped {dropped} stored passage(s); embedded {run.articles} article(s) "
               f"({run.passages} passages) in {run.seconds:.1f} s; {len(run.new_matches)} new match(es).")
 

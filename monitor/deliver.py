@@ -63,7 +63,9 @@ class Deliverer:
                 if self._ready_at.get(item.channel, 0.0) > time.monotonic():
                     run = replace(run, deferred=run.deferred + 1)
                     continue
-                run = self._deliver(item, run)
+                # Another process (`alerts deliver` beside `run`) may be delivering too.
+                if self.outbox.claim(item.id):
+                    run = self._deliver(item, run)
             return run
 
     def flush(self, timeout: float = 120.0) -> DeliveryRun:

@@ -92,8 +92,11 @@ class MatchStage:
             self.store.save_narrative_vectors(self.embedder.model_id, narrative.id, texts, vectors)
         return len(todo)
 
-    def run_pending(self) -> MatchRun:
-        """Embed and match every stored article that has not been, in batches across feeds."""
+    def run_pending(self, *, alert: bool = True) -> MatchRun:
+        """Embed and match every stored article that has not been, in batches across feeds.
+
+        With `alert=False` (re-embedding) the matches are stored but raise no alerts.
+        """
         with self._lock:
             started = time.perf_counter()
             scorer = self.scorer()
@@ -102,7 +105,7 @@ class MatchStage:
             while batch := self.store.articles_to_embed(self.embedder.model_id, self.batch_size):
                 embedded = scorer.embed_texts([(title, text) for _id, title, text in batch])
                 ids = [article_id for article_id, _title, _text in batch]
-                new += self._save(scorer, ids, embedded)
+                new += self._save(scorer, ids, embedded, alert)
                 articles += len(batch)
                 passages += sum(len(e.passages) for e in embedded)
             run = MatchRun(articles, passages, tuple(new), time.perf_counter() - started)
@@ -128,15 +131,17 @@ class MatchStage:
                         found[(article_id, score.narrative_id)] = _match(article_id, score)
             return self.store.save_passages_and_matches(self.embedder.model_id, {}, list(found.values()))
 
-    def _save(self, scorer: Scorer, ids: Sequence[int], embedded: Sequence[EmbeddedText]) -> list[Match]:
+    def _save(
+        self, scorer: Scorer, ids: Sequence[int], embedded: Sequence[EmbeddedText], alert: bool
+    ) -> list[Match]:
         matches = [_match(article_id, s) for article_id, text in zip(ids, embedded, strict=True)
                    for s in scorer.matches(text)]
         passages = {article_id: (text.passages, text.vectors)
                     for article_id, text in zip(ids, embedded, strict=True)}
         alerts = {}
-        if self.planner is not None and matches:
+        if self.planner is not None and matches and alert:
             leads = {article_id: text.vectors[0] for article_id, text in zip(ids, embedded, strict=True)}
-            alerts = self.planner.plan(matches, self.planner.outbox.feeds_of(ids), leads)
+            alerts = self.planner.plan(matches, leads)
         return self.store.save_passages_and_matches(
             self.embedder.model_id, passages, matches, alerts, self.flood
         )

@@ -196,6 +196,7 @@ class AlertKind(StrEnum):
 
 class AlertStatus(StrEnum):
     PENDING = "pending"
+    SENDING = "sending"  # claimed by a deliverer; pending again when its lease runs out
     SENT = "sent"
     FAILED = "failed"  # Slack refused it for good (bad channel, bad token ...)
     HELD = "held"  # over the flood limit: listed in a summary instead

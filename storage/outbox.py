@@ -17,10 +17,22 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.types import AlertContent, AlertIntent, AlertKind, AlertStatus, OutboxItem
 from storage.clock import Clock, utc_now
-from storage.tables import AlertRow, ArticlePassageRow, ArticleRow, FeedRow, MatchRow, NarrativeRow
+from storage.tables import (
+    AlertRow,
+    ArticlePassageRow,
+    ArticleRow,
+    ArticleSourceRow,
+    FeedRow,
+    MatchRow,
+    NarrativeRow,
+)
 
 SYNDICATION_WINDOW = timedelta(hours=48)  # a copy of a story older than this is a new alert
-_COUNTED = (AlertStatus.PENDING.value, AlertStatus.SENT.value, AlertStatus.FAILED.value)
+_COUNTED = (AlertStatus.PENDING.value, AlertStatus.SENDING.value, AlertStatus.SENT.value,
+            AlertStatus.FAILED.value)
+_DELIVERABLE = (AlertStatus.PENDING.value, AlertStatus.SENDING.value)
+# A deliverer that dies holding a claim delays that message by this much, no more.
+CLAIM_LEASE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -47,17 +59,46 @@ def enqueue(session: Session, intents: Sequence[AlertIntent], now: datetime, flo
         if intent.kind is AlertKind.ALERT and _over_flood(session, intent, now, flood):
             status = AlertStatus.HELD
             _ensure_summary(session, intent, now, flood)
-        session.add(_row(intent.key, intent.kind, intent.channel, status, now, article_id=intent.article_id,
-                         narrative_id=intent.narrative_id, parent_id=parent, feed_id=intent.feed_id))
+        row = _row(intent.key, intent.kind, intent.channel, status, now, article_id=intent.article_id,
+                   narrative_id=intent.narrative_id, parent_id=parent, feed_id=intent.feed_id)
+        session.add(row)
         session.flush()
         added += 1
+        if intent.kind is AlertKind.ALERT:
+            added += _known_copies(session, intent, row.id, now)
     return added
+
+
+def _known_copies(session: Session, alert: AlertIntent, alert_id: int, now: datetime) -> int:
+    """Copies stored before the story was matched: replies under the new alert straight away."""
+    article = session.get_one(ArticleRow, alert.article_id)
+    other_sources = session.scalars(
+        select(ArticleSourceRow.feed_id).where(
+            ArticleSourceRow.article_id == article.id, ArticleSourceRow.feed_id != article.feed_id
+        )
+    ).all()
+    same_text = session.execute(
+        select(ArticleRow.id, ArticleRow.feed_id).where(
+            ArticleRow.duplicate_of == article.id, ArticleRow.feed_id != article.feed_id
+        )
+    ).all()
+    copies = [(article.id, feed_id) for feed_id in other_sources] + [(i, f) for i, f in same_text]
+    for article_id, feed_id in copies:
+        reply = AlertIntent(AlertKind.REPLY, alert.channel, article_id, alert.narrative_id,
+                            parent_key=alert.key, feed_id=feed_id)
+        session.add(_row(reply.key, AlertKind.REPLY, alert.channel, AlertStatus.PENDING, now,
+                         article_id=article_id, narrative_id=alert.narrative_id, parent_id=alert_id,
+                         feed_id=feed_id))
+    session.flush()
+    return len(copies)
 
 
 def enqueue_syndication(
     session: Session, original_id: int, article_id: int, feed_id: str, now: datetime
 ) -> None:
     """Another outlet carried an alerted story: a threaded reply under each of its recent alerts."""
+    if session.scalar(select(ArticleRow.feed_id).where(ArticleRow.id == original_id)) == feed_id:
+        return  # the same outlet repeating itself (a changed guid) is no news
     alerts = session.execute(
         select(AlertRow.key, AlertRow.channel, AlertRow.narrative_id).where(
             AlertRow.article_id == original_id, AlertRow.kind == AlertKind.ALERT.value,
@@ -130,19 +171,31 @@ class Outbox:
             return row.id
 
     def due(self, limit: int = 100) -> list[OutboxItem]:
-        """Pending items whose time has come, oldest first."""
+        """Pending items whose time has come (and claims whose lease ran out), oldest first."""
         query = (
             select(AlertRow)
-            .where(AlertRow.status == AlertStatus.PENDING.value, AlertRow.next_attempt_at <= self._clock())
+            .where(AlertRow.status.in_(_DELIVERABLE), AlertRow.next_attempt_at <= self._clock())
             .order_by(AlertRow.id)
             .limit(limit)
         )
         with self._sessions() as session:
             return [_item(row) for row in session.scalars(query)]
 
+    def claim(self, item_id: int, lease: timedelta = CLAIM_LEASE) -> bool:
+        """Take an item for delivery; False when another deliverer (process) has it."""
+        now = self._clock()
+        with self.engine.begin() as connection:
+            claimed = connection.execute(
+                update(AlertRow)
+                .where(AlertRow.id == item_id, AlertRow.status.in_(_DELIVERABLE),
+                       AlertRow.next_attempt_at <= now)
+                .values(status=AlertStatus.SENDING.value, next_attempt_at=now + lease)
+            )
+            return claimed.rowcount > 0
+
     def next_due(self) -> datetime | None:
         """When the earliest pending item falls due (None when nothing is pending)."""
-        query = select(func.min(AlertRow.next_attempt_at)).where(AlertRow.status == AlertStatus.PENDING.value)
+        query = select(func.min(AlertRow.next_attempt_at)).where(AlertRow.status.in_(_DELIVERABLE))
         with self._sessions() as session:
             return session.scalar(query)
 
@@ -232,11 +285,13 @@ class Outbox:
         with self._sessions.begin() as session:
             session.execute(update(AlertRow).where(AlertRow.id.in_(item_ids)).values(status=status.value))
 
-    def feeds_of(self, article_ids: Sequence[int]) -> dict[int, str]:
-        """The feed each article was first stored from."""
-        query = select(ArticleRow.id, ArticleRow.feed_id).where(ArticleRow.id.in_(article_ids))
-        with self.engine.connect() as connection:
-            return {article_id: feed_id for article_id, feed_id in connection.execute(query)}
+    def origins(self, article_ids: Sequence[int]) -> dict[int, tuple[str, datetime]]:
+        """The feed each article was first stored from, and when it was published."""
+        query = select(ArticleRow.id, ArticleRow.feed_id, ArticleRow.published_at).where(
+            ArticleRow.id.in_(article_ids)
+        )
+        with self._sessions() as session:
+            return {row.id: (row.feed_id, row.published_at) for row in session.execute(query)}
 
     def counts(self) -> dict[str, int]:
         """How many items are in each status."""

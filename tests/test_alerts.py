@@ -8,12 +8,11 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from slackserver import TOKEN, SlackServer
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from alerts.slack import BotSender, WebhookSender
 from monitor.config import Settings, load_settings
@@ -24,6 +23,8 @@ from monitor.types import AlertKind, AlertStatus, Article, FeedStatus, Narrative
 from storage.db import open_engine, upgrade
 from storage.outbox import Outbox
 from storage.repo import Repository
+
+from slackserver import TOKEN, SlackServer
 
 BIOLABS = Narrative("biolabs", "The United States runs secret biological weapons laboratories in Ukraine.",
                     summary="Pentagon-funded labs are said to develop bioweapons.", tags=("health",))
@@ -141,6 +142,30 @@ def test_syndicated_copy_becomes_a_threaded_reply(engine: Engine, tmp_path: Path
     replies = slack.thread(alert.ts)
     assert len(replies) == 2 and all("The Daily" in r.text for r in replies)
     assert len(titles(slack, "C0ALERTS")) == 1
+
+
+def test_copies_stored_before_matching_are_replies_too(
+    engine: Engine, tmp_path: Path, slack: SlackServer
+) -> None:
+    world = World(engine, settings_for(tmp_path), slack)
+    story = "https://news.example/biolabs-story"
+    world.publish("wire", "w1", BIOLABS.title, "Officials repeated the claim.", url=story)
+    world.publish("daily", "d1", BIOLABS.title, "", url=story)  # polled in the same round
+    world.publish("wire", "w2", BIOLABS.title, "Officials repeated the claim.", url="https://w.example/2")
+    world.stage.run_pending()
+    world.deliverer.flush(10)
+    (alert,) = [m for m in slack.messages if m.thread_ts is None]
+    assert ["The Daily" in r.text for r in slack.thread(alert.ts)] == [True]  # not "Wire" itself
+
+
+def test_old_articles_do_not_alert(engine: Engine, tmp_path: Path, slack: SlackServer) -> None:
+    world = World(engine, settings_for(tmp_path), slack)
+    article_id = world.publish("wire", "old", BIOLABS.title, "From the archive.")
+    with world.repo.engine.begin() as connection:
+        connection.execute(text("UPDATE articles SET published_at = :when WHERE id = :id"),
+                           {"when": datetime.now(UTC) - timedelta(days=5), "id": article_id})
+    assert len(world.stage.run_pending().new_matches) == 1
+    assert world.outbox.counts() == {}
 
 
 def test_near_identical_text_is_one_story(engine: Engine, tmp_path: Path, slack: SlackServer) -> None:
