@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
+from enum import StrEnum
 from types import FrameType
 from typing import Annotated, Any
 
@@ -52,18 +53,26 @@ app.command("eval")(eval_command)
 
 DIGEST_RETRY = 300.0  # seconds between retries of a digest that is due but not sent
 
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
     config: Annotated[str | None, typer.Option(
         "--config", "-c", help="Config file (default ./feeds.toml or $MONITOR_CONFIG).")] = None,
     json_logs: Annotated[bool, typer.Option("--json-logs", help="Log JSON lines.")] = False,
-    log_level: Annotated[str | None, typer.Option(
-        "--log-level", help="debug, info, warning or error (default from [monitor]).")] = None,
+    log_level: Annotated[LogLevel | None, typer.Option(
+        "--log-level", help="Default from [monitor] log_level.")] = None,
 ) -> None:
     """Options shared by every command."""
-    setup_logging(log_level or "info", json_logs)
-    ctx.obj = Context(config=config, log_level=log_level)
+    level = log_level.value if log_level else None
+    setup_logging(level or "info", json_logs)
+    ctx.obj = Context(config=config, log_level=level)
 
 
 def _pipeline(settings: Settings, engine: Engine) -> Pipeline:

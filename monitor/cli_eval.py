@@ -35,7 +35,8 @@ def eval_command(
     matching = settings.file.matching
     embedder = make_embedder(matching.model, matching.query_prompt, matching.passage_prompt)
     thresholds = Thresholds(matching.alert_threshold, matching.watch_threshold)
-    scorer = build_scorer(embedder, evalset.narratives, thresholds, matching.max_passages)
+    scorer = build_scorer(embedder, evalset.narratives, thresholds, matching.max_passages,
+                          matching.passage_tokens)
     result = evaluate(scorer, evalset, k=top)
     rows = sweep(result, SWEEP)
     if as_json:

@@ -131,6 +131,12 @@ class SlackSection(_Strict):
     api_url: str = Field("https://slack.com/api/", pattern=r"^https?://\S+$")
     routes: tuple[RouteSection, ...] = ()
 
+    @field_validator("api_url")
+    @classmethod
+    def _ends_with_slash(cls, url: str) -> str:
+        # slack-sdk appends the method name: ".../api" + "chat.postMessage" would 404.
+        return url if url.endswith("/") else url + "/"
+
 
 class AlertsSection(_Strict):
     flood_limit: int = Field(10, ge=1)  # alerts per narrative and channel per flood_window

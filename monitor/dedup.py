@@ -43,6 +43,9 @@ _QUERY_SAFE = _PATH_SAFE + "?"
 GUID_HASH_CHARS = 32
 
 
+MAX_URL_LENGTH = 2000
+
+
 def canonical_url(link: str, base: str | None = None) -> str | None:
     """Absolute, escaped http(s) URL without fragment, default port, tracking; else None."""
     try:
@@ -59,7 +62,10 @@ def canonical_url(link: str, base: str | None = None) -> str | None:
         return None
     path = quote(parts.path, safe=_PATH_SAFE) or "/"
     query = quote(_strip_tracking(parts.query), safe=_QUERY_SAFE)
-    return urlunsplit((scheme, netloc, path, query, ""))
+    url = urlunsplit((scheme, netloc, path, query, ""))
+    # The URL is a unique key; PostgreSQL cannot index values of several KB, and no real
+    # article address is that long. Such an entry is kept, de-duplicated by guid only.
+    return url if len(url) <= MAX_URL_LENGTH else None
 
 
 def _netloc(parts: SplitResult, scheme: str) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -13,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 from alerts.digest import render_digest
 from alerts.mail import FileSender, MailError, MailSender, SmtpSender
-
 from monitor.config import DigestSection, Settings
 from monitor.errors import MonitorError
 from monitor.types import Digest
@@ -69,6 +69,8 @@ class DigestService:
         self.sender = sender
         self.section = section
         self._clock = clock
+        # The cron job and the retry job may fire together; one send at a time per process.
+        self._lock = threading.Lock()
 
     def yesterday(self) -> date:
         """The last complete day in the digest's timezone."""
@@ -83,6 +85,10 @@ class DigestService:
 
     def send(self, day: date, *, force: bool = False) -> DigestOutcome:
         """Send the digest of `day` unless it went out already (or `force`)."""
+        with self._lock:
+            return self._send(day, force)
+
+    def _send(self, day: date, force: bool) -> DigestOutcome:
         period = period_of(day, self.section.timezone)
         if not force and self.store.status(period.key) in ("sent", "skipped"):
             return DigestOutcome(period.key, "already sent")

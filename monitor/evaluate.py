@@ -233,7 +233,11 @@ def _recall_precision(name: str, raised: Mapping[str, Sequence[str]], qrels: Qre
 
 
 def build_scorer(
-    embedder: Embedder, narratives: Sequence[Narrative], thresholds: Thresholds, max_passages: int = 16
+    embedder: Embedder,
+    narratives: Sequence[Narrative],
+    thresholds: Thresholds,
+    max_passages: int = 32,
+    window_tokens: int | None = 64,
 ) -> Scorer:
     """A scorer over `narratives`, embedded as the pipeline embeds them, in one batch."""
     texts = [narrative_texts(n) for n in narratives]
@@ -241,7 +245,7 @@ def build_scorer(
     vectors = embedder.embed([t for rows in texts for t in rows], "passage")
     overrides = {n.id: n.threshold for n in narratives if n.threshold is not None}
     index = NarrativeIndex.from_arrays(ids, vectors, overrides)
-    return Scorer(embedder, index, thresholds, max_passages)
+    return Scorer(embedder, index, thresholds, max_passages, window_tokens)
 
 
 def evaluate(scorer: Scorer, evalset: EvalSet, k: int = 10, batch: int = 64) -> EvalResult:

@@ -27,8 +27,8 @@ class Thresholds:
     watch: float
 
     def __post_init__(self) -> None:
-        if not self.watch < self.alert:
-            raise ValueError(f"watch threshold {self.watch} must be below alert threshold {self.alert}")
+        if self.watch > self.alert:
+            raise ValueError(f"watch threshold {self.watch} must not be above alert threshold {self.alert}")
 
 
 class NarrativeIndex:
