@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from monitor.config import DEFAULT_ALERT_THRESHOLD, DEFAULT_WATCH_THRESHOLD
+from monitor.config import MatchingSection
 from monitor.embed import DEFAULT_MODEL
 from monitor.evaluate import EvalResult, EvalSet, SweepRow, build_scorer, evaluate, load_checkthat, sweep
 from monitor.match import Thresholds
@@ -21,6 +21,7 @@ from monitor.matching import make_embedder
 
 CHECKTHAT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "checkthat2020"
 RANKING = ("MAP@5", "MRR", "P@1", "Recall@1", "Recall@5", "Recall@10")
+DEFAULTS = MatchingSection()  # the configured defaults, as a fresh feeds.toml gets them
 SWEEP = [round(0.30 + 0.05 * i, 2) for i in range(13)]  # 0.30 .. 0.90
 
 
@@ -32,8 +33,8 @@ def main() -> None:
     claims = next(iter(sets.values())).narratives
     print(f"loaded {len(claims):,} claims and splits {', '.join(args.split)} in {_since(started)}")
     started = time.perf_counter()
-    embedder = make_embedder(args.model, None, None)
-    scorer = build_scorer(embedder, claims, thresholds, args.max_passages)
+    embedder = make_embedder(args.model, DEFAULTS.query_prompt, DEFAULTS.passage_prompt)
+    scorer = build_scorer(embedder, claims, thresholds, args.max_passages, args.passage_tokens)
     texts = sum(1 + len(n.examples) for n in claims)
     print(f"model {embedder.model_id}: {texts:,} claim texts embedded in {_since(started)} (with model load)")
     for split, evalset in sets.items():
@@ -47,14 +48,15 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--root", type=Path, default=CHECKTHAT, help="the checkthat2020 folder")
     parser.add_argument("--split", nargs="+", default=["dev"], choices=["dev", "train"])
     parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--alert", type=float, default=DEFAULT_ALERT_THRESHOLD, help="alert threshold")
-    parser.add_argument("--watch", type=float, default=DEFAULT_WATCH_THRESHOLD, help="watch threshold")
+    parser.add_argument("--alert", type=float, default=DEFAULTS.alert_threshold, help="alert threshold")
+    parser.add_argument("--watch", type=float, default=DEFAULTS.watch_threshold, help="watch threshold")
     parser.add_argument("--alert-recall", type=float, default=None,
                         help="recall the alert threshold keeps (default: the threshold of best F1)")
     parser.add_argument("--watch-recall", type=float, default=0.8, help="recall the watch threshold keeps")
     parser.add_argument("--k", type=int, default=10, help="narratives ranked per query")
     parser.add_argument("--batch", type=int, default=64, help="queries embedded together")
-    parser.add_argument("--max-passages", type=int, default=16)
+    parser.add_argument("--max-passages", type=int, default=DEFAULTS.max_passages)
+    parser.add_argument("--passage-tokens", type=int, default=DEFAULTS.passage_tokens)
     return parser.parse_args()
 
 

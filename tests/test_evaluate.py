@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from monitor.embed import HashingEmbedder, SentenceTransformerEmbedder
+from monitor.errors import EvalDataError
 from monitor.evaluate import (
-    EvalDataError,
     EvalResult,
     EvalSet,
     QueryOutcome,

@@ -117,10 +117,11 @@ def test_tier_of(score: float, alert: float, watch: float, tier: Tier | None) ->
     assert tier_of(score, alert, watch) is tier
 
 
-def test_thresholds_need_watch_below_alert() -> None:
+def test_thresholds_need_watch_not_above_alert() -> None:
     assert Thresholds(alert=0.75, watch=0.6).watch == 0.6
-    with pytest.raises(ValueError, match="below"):
-        Thresholds(alert=0.6, watch=0.6)
+    assert tier_of(0.6, 0.6, 0.6) is Tier.ALERT  # equal thresholds: no watch tier, no crash
+    with pytest.raises(ValueError, match="not be above"):
+        Thresholds(alert=0.6, watch=0.7)
 
 
 def test_best_sentence_picks_the_closest_sentence() -> None:
