@@ -24,7 +24,7 @@ from monitor.cli_alerts import alerts_app, describe, make_deliverer
 from monitor.cli_digest import digest_app, make_digest_service
 from monitor.cli_eval import eval_command
 from monitor.cli_matching import match, matches, narratives_app, reembed
-from monitor.cli_support import Context, database, err, log, out, settings_of
+from monitor.cli_support import Context, database, err, log, out, settings_of, shown_url
 from monitor.config import Settings, load_settings, parse_duration
 from monitor.errors import ConfigError, MonitorError
 from monitor.fetch import Fetcher
@@ -260,7 +260,7 @@ def config_check(ctx: typer.Context) -> None:
     settings = load_settings(ctx.obj.config)
     feeds = settings.feeds()
     enabled = sum(1 for f in feeds if f.enabled)
-    where = settings.database_url.split("@")[-1]
+    where = shown_url(settings)
     out.print(f"{settings.path}: OK ({len(feeds)} feed(s), {enabled} enabled; database {where})")
 
 

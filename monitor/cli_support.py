@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import typer
 from rich.console import Console
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.config import Settings, load_settings
@@ -45,9 +46,15 @@ def database(settings: Settings) -> Iterator[Engine]:
         upgrade(engine)
     except SQLAlchemyError as exc:
         engine.dispose()
-        where = settings.database_url.split("@")[-1]
-        raise StorageError(f"cannot open or migrate the database at {where}: {exc}") from exc
+        raise StorageError(
+            f"cannot open or migrate the database at {shown_url(settings)}: {exc}"
+        ) from exc
     try:
         yield engine
     finally:
         engine.dispose()
+
+
+def shown_url(settings: Settings) -> str:
+    """The database URL with its password hidden, for messages."""
+    return make_url(settings.database_url).render_as_string(hide_password=True)

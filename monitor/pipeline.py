@@ -95,26 +95,23 @@ class Pipeline:
             parsed = parse_feed(doc, feed)
         except ParseError as exc:
             return self._failed(feed, _moved(state, doc), exc.reason, doc.status, None)
-        now = self.clock()
-        success = replace(
-            _moved(state, doc), status=FeedStatus.OK, etag=doc.etag,
-            last_modified=doc.last_modified, last_success=now, consecutive_errors=0,
-            next_poll=next_poll_after_success(now, feed.interval),
-        )
+        success = self._succeeded(feed, state, doc)
         stored = self.repo.record_success(success, parsed.articles)
         result = _summarise(feed.id, success.url, doc.status, stored, parsed.warning)
         _log_result(result)
         return result
 
-    def _not_modified(self, feed: FeedConfig, state: FeedState, doc: FetchResult) -> PollResult:
+    def _succeeded(self, feed: FeedConfig, state: FeedState, doc: FetchResult) -> FeedState:
+        """The feed's state after an answer we could use (200 or 304)."""
         now = self.clock()
-        self.repo.save_feed_state(
-            replace(
-                _moved(state, doc), status=FeedStatus.OK, etag=doc.etag,
-                last_modified=doc.last_modified, last_success=now, consecutive_errors=0,
-                next_poll=next_poll_after_success(now, feed.interval),
-            )
+        return replace(
+            _moved(state, doc), status=FeedStatus.OK, etag=doc.etag,
+            last_modified=doc.last_modified, last_success=now, consecutive_errors=0,
+            next_poll=next_poll_after_success(now, feed.interval),
         )
+
+    def _not_modified(self, feed: FeedConfig, state: FeedState, doc: FetchResult) -> PollResult:
+        self.repo.save_feed_state(self._succeeded(feed, state, doc))
         result = PollResult(feed.id, state.url, FeedStatus.OK, http_status=304)
         _log_result(result)
         return result
