@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -17,6 +19,12 @@ from monitor.passages import split_sentences
 from monitor.types import Scored, Tier
 
 Indices = NDArray[np.intp]
+
+# Scratch for one block of the (passages x rows) similarity: small enough to stay near the
+# cache, large enough that each matrix product is one efficient BLAS call. With very many
+# passages the block stays at _MIN_BLOCK rows: scratch then stays below the passages' own size.
+_BLOCK_BYTES = 8 * 2**20
+_MIN_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,15 @@ class Thresholds:
     def __post_init__(self) -> None:
         if self.watch > self.alert:
             raise ValueError(f"watch threshold {self.watch} must not be above alert threshold {self.alert}")
+
+
+class _Found(NamedTuple):
+    """Parallel arrays: for each text and row (or narrative), the best score and its passage."""
+
+    text: Indices
+    row: Indices
+    score: NDArray[np.float32]
+    passage: Indices
 
 
 class NarrativeIndex:
@@ -98,16 +115,16 @@ class NarrativeIndex:
         rows = len(self._matrix)
         if rows == 0 or len(queries) == 0:
             return np.full(len(self), -np.inf, dtype=np.float32), np.full(len(self), -1, dtype=np.intp)
-        similarity = queries @ self._matrix.T  # (passages, rows)
-        row_score = similarity.max(axis=0)
+        found = self._row_best(queries, np.zeros(1, dtype=np.intp), -np.inf)  # every row, in order
+        row_score, row_passage = found.score, found.passage
         if len(self._starts) == rows:  # one row per narrative: nothing to reduce
-            return row_score, similarity.argmax(axis=0)
+            return row_score, row_passage
         scores: NDArray[np.float32] = np.maximum.reduceat(row_score, self._starts)
         # The first row of each narrative that reaches its best score names the passage.
         sizes = np.diff(self._starts, append=rows)
         reached = row_score == np.repeat(scores, sizes)
         best_row = np.minimum.reduceat(np.where(reached, np.arange(rows), rows), self._starts)
-        return scores, similarity[:, best_row].argmax(axis=0)
+        return scores, row_passage[best_row]
 
     def top(self, passages: ArrayLike, k: int) -> list[Scored]:
         """The `k` best narratives, best first."""
@@ -119,8 +136,61 @@ class NarrativeIndex:
 
     def above(self, passages: ArrayLike, floor: float) -> list[Scored]:
         """Every narrative whose best score is at least `floor`, best first."""
-        scores, where = self.best(passages)
-        return self._scored(np.flatnonzero(scores >= floor), scores, where)
+        return self.above_each([passages], floor)[0]
+
+    def above_each(self, texts: Sequence[ArrayLike], floor: float) -> list[list[Scored]]:
+        """`above(passages, floor)` for each text's passages, all scored in one pass over the index."""
+        checked = [self._check(passages) for passages in texts]
+        counts = np.array([len(queries) for queries in checked], dtype=np.intp)
+        results: list[list[Scored]] = [[] for _ in checked]
+        scored = np.flatnonzero(counts)  # texts without passages match nothing
+        if len(self._matrix) == 0 or len(scored) == 0:
+            return results
+        queries = np.concatenate([checked[i] for i in scored.tolist()])
+        starts = np.concatenate([[0], np.cumsum(counts[scored])[:-1]]).astype(np.intp)
+        rows = self._row_best(queries, starts, floor)
+        if len(rows.text) == 0:  # the usual case: nothing reaches the floor
+            return results
+        found = self._narrative_best(rows)
+        bounds = np.searchsorted(found.text, np.arange(len(scored) + 1))
+        for i, text in enumerate(scored.tolist()):
+            part = slice(bounds[i], bounds[i + 1])
+            results[text] = [
+                Scored(self.ids[n], s, p)
+                for n, s, p in zip(found.row[part].tolist(), found.score[part].tolist(),
+                                   found.passage[part].tolist(), strict=True)
+            ]
+        return results
+
+    def _row_best(self, queries: Vectors, starts: Indices, floor: float) -> _Found:
+        """Each (text, row) whose best passage reaches `floor`: score and first passage reaching it.
+
+        `starts` are the first query of each text. The similarity is computed a block of rows at
+        a time, so its scratch memory stays near _BLOCK_BYTES however many passages come in.
+        """
+        block = max(_MIN_BLOCK, _BLOCK_BYTES // (queries.itemsize * len(queries)))
+        parts = []
+        for low in range(0, len(self._matrix), block):
+            similarity = queries @ self._matrix[low : low + block].T  # (passages, rows in block)
+            top = _text_max(similarity, starts)  # (texts, rows in block)
+            text, column = np.nonzero(top >= floor)
+            passage = _first_passages(similarity, starts, text, column)
+            parts.append(_Found(text, column + low, top[text, column], passage))
+        return _Found(*(np.concatenate(arrays) for arrays in zip(*parts, strict=True)))
+
+    def _narrative_best(self, rows: _Found) -> _Found:
+        """Rows reduced to narratives (best score, then first row); ordered by text, best first.
+
+        The `row` field of the result holds the narrative's position in `ids`.
+        """
+        narrative = np.searchsorted(self._starts, rows.row, side="right") - 1
+        order = np.lexsort((rows.row, -rows.score, narrative, rows.text))
+        text, narrative = rows.text[order], narrative[order]
+        first = np.flatnonzero((np.diff(text, prepend=-1) != 0) | (np.diff(narrative, prepend=-1) != 0))
+        text, narrative = text[first], narrative[first]
+        score, passage = rows.score[order][first], rows.passage[order][first]
+        ranked = np.lexsort((narrative, -score, text))  # ties keep index order
+        return _Found(text[ranked], narrative[ranked], score[ranked], passage[ranked])
 
     def alert_threshold(self, narrative_id: str, default: float) -> float:
         """The narrative's own alert threshold, or `default`."""
@@ -148,6 +218,31 @@ class NarrativeIndex:
                 f"passage vectors have dimension {queries.shape[1]}, narrative vectors {self.dimension}"
             )
         return queries
+
+
+def _text_max(similarity: Vectors, starts: Indices) -> Vectors:
+    """The best similarity of each text's passages, column by column."""
+    if len(starts) == len(similarity):  # one passage per text
+        return similarity
+    ends = np.append(starts[1:], len(similarity)).tolist()
+    top = np.empty((len(starts), similarity.shape[1]), dtype=similarity.dtype)
+    for text, (start, end) in enumerate(zip(starts.tolist(), ends, strict=True)):
+        # A slice of whole rows is contiguous, so this is a fast elementwise max (reduceat is not).
+        similarity[start:end].max(axis=0, out=top[text])
+    return top
+
+
+def _first_passages(similarity: Vectors, starts: Indices, text: Indices, column: Indices) -> Indices:
+    """For each (text, column): the text's first passage with the best similarity in that column."""
+    if len(starts) == 1 and len(column) == similarity.shape[1]:
+        return np.asarray(similarity.argmax(axis=0), dtype=np.intp)
+    ends = np.append(starts[1:], len(similarity))
+    passage = np.empty(len(text), dtype=np.intp)
+    groups = np.flatnonzero(np.diff(text, prepend=-1)).tolist()  # `text` comes sorted
+    for first, last in pairwise([*groups, len(text)]):
+        t = text[first]
+        passage[first:last] = similarity[starts[t] : ends[t], column[first:last]].argmax(axis=0)
+    return passage
 
 
 def tier_of(score: float, alert_threshold: float, watch_threshold: float) -> Tier | None:

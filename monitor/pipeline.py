@@ -40,16 +40,16 @@ class Pipeline:
 
     def poll_feed(self, feed: FeedConfig, *, force: bool = False) -> PollResult:
         """Poll one feed unless it is gone or (without `force`) backing off."""
-        state = self.repo.feed_state(feed.id)
+        return self._poll_known(feed, self.repo.feed_state(feed.id), force)
+
+    def _poll_known(self, feed: FeedConfig, state: FeedState | None, force: bool) -> PollResult:
+        """poll_feed with the feed's state already read (None: never synced)."""
         if state is None:
             self.repo.sync_feeds([feed])
             state = FeedState(feed.id, feed.url)
         if state.status is FeedStatus.GONE:
             return PollResult(feed.id, state.url, FeedStatus.GONE, error=state.last_error)
-        # Only a failing feed waits for its next_poll: a healthy one follows its job's
-        # schedule, whose jitter may fire a little before next_poll.
-        waiting = state.status is FeedStatus.ERROR and state.next_poll is not None
-        if not force and waiting and state.next_poll is not None and state.next_poll > self.clock():
+        if not force and backing_off(state, self.clock()):
             return PollResult(feed.id, state.url, state.status, error="backing off")
         try:
             return self._poll(feed, state)
@@ -74,8 +74,9 @@ class Pipeline:
     ) -> list[PollResult]:
         """Poll feeds concurrently (each once, now); a failing feed never stops the others."""
         results: list[PollResult] = []
+        states = self.repo.feed_states([feed.id for feed in feeds])  # one query, not one a feed
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="poll") as pool:
-            futures = [pool.submit(self.poll_feed, feed, force=True) for feed in feeds]
+            futures = [pool.submit(self._poll_known, feed, states.get(feed.id), True) for feed in feeds]
             for future in as_completed(futures):
                 results.append(future.result())
                 if on_result:
@@ -138,6 +139,13 @@ class Pipeline:
         result = PollResult(feed.id, state.url, failed.status, http_status=http_status, error=reason)
         _log_result(result, next_poll=failed.next_poll)
         return result
+
+
+def backing_off(state: FeedState, now: datetime) -> bool:
+    """Whether a failing feed must wait for its next_poll (the scheduler asks too, in celery mode)."""
+    # Only a failing feed waits: a healthy one follows its job's schedule, whose jitter may
+    # fire a little before next_poll.
+    return state.status is FeedStatus.ERROR and state.next_poll is not None and state.next_poll > now
 
 
 def _moved(state: FeedState, doc: FetchResult) -> FeedState:

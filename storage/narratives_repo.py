@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy import ColumnExpressionArgument, Engine, Table, delete, func, or
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Select
 
 from monitor.types import AlertIntent, Match, Narrative, Tier
 from storage.clock import Clock, utc_now
@@ -28,6 +29,8 @@ from storage.tables import ArticlePassageRow, ArticleRow, MatchRow, NarrativeRow
 Vectors = NDArray[np.float32]
 Passages = Mapping[int, tuple[Sequence[str], NDArray[Any]]]  # article id -> (texts, vectors)
 _STORED = np.dtype("<f4")
+Keys = tuple[Any, ...]  # the columns of a stored vector's row other than the vector
+_STREAM_ROWS = 2048  # vector rows fetched from the database at a time
 _PASSAGES: Table = ArticlePassageRow.__table__  # type: ignore[assignment]
 _NARRATIVE_VECTORS: Table = NarrativeVectorRow.__table__  # type: ignore[assignment]
 
@@ -112,15 +115,37 @@ class MatchStore:
 
         With no rows for the model the matrix has shape (0, 0).
         """
+        ids, _texts, matrix = self.load_narrative_rows(model_id, enabled_only)
+        return ids, matrix
+
+    def load_narrative_rows(
+        self, model_id: str, enabled_only: bool = True
+    ) -> tuple[list[str], list[str], Vectors]:
+        """`load_narrative_vectors` with the text each row embeds (for lexical evidence)."""
         query = (
-            select(NarrativeVectorRow.narrative_id, NarrativeVectorRow.vector)
+            select(NarrativeVectorRow.narrative_id, NarrativeVectorRow.text, NarrativeVectorRow.vector)
             .join(NarrativeRow, NarrativeRow.id == NarrativeVectorRow.narrative_id)
             .where(NarrativeVectorRow.model_id == model_id, NarrativeRow.enabled if enabled_only else true())
             .order_by(NarrativeVectorRow.narrative_id, NarrativeVectorRow.row)
         )
+        keys, matrix = self._read_vectors(query, model_id)
+        return [key[0] for key in keys], [key[1] for key in keys], matrix
+
+    def narrative_thresholds(self) -> dict[str, float]:
+        """The own alert threshold of each enabled narrative that has one."""
+        query = select(NarrativeRow.id, NarrativeRow.threshold).where(
+            NarrativeRow.enabled, NarrativeRow.threshold.is_not(None)
+        )
         with self.engine.connect() as connection:
-            rows = connection.execute(query).all()
-        return [row[0] for row in rows], _stack([row[1] for row in rows], model_id)
+            return {key: value for key, value in connection.execute(query) if value is not None}
+
+    def _read_vectors(self, query: Select[*tuple[Any, ...]], model_id: str) -> tuple[list[Keys], Vectors]:
+        """The query's rows (vector last): their other columns, and the vectors as one matrix."""
+        count = select(func.count()).select_from(query.order_by(None).subquery())
+        with self.engine.connect() as connection:
+            expected = connection.execute(count).scalar_one()
+            rows = connection.execution_options(yield_per=_STREAM_ROWS).execute(query)
+            return _fill(rows, expected, model_id)
 
     # Articles and their passages
 
@@ -172,9 +197,8 @@ class MatchStore:
             .where(ArticlePassageRow.model_id == model_id, ArticleRow.published_at >= since)
             .order_by(ArticlePassageRow.article_id, ArticlePassageRow.idx)
         )
-        with self.engine.connect() as connection:
-            rows = connection.execute(query).all()
-        return [r[0] for r in rows], [r[1] for r in rows], _stack([r[2] for r in rows], model_id)
+        keys, matrix = self._read_vectors(query, model_id)
+        return [key[0] for key in keys], [key[1] for key in keys], matrix
 
     def delete_passages(self, model_id: str | None = None, article_ids: Sequence[int] | None = None) -> int:
         """Drop passages (of one model, or all; of some articles, or all) so they are embedded again."""
@@ -332,13 +356,22 @@ def _checked(texts: Sequence[str], vectors: NDArray[Any]) -> Vectors:
     return array
 
 
-def _stack(blobs: Sequence[bytes], model_id: str) -> Vectors:
-    """One (rows x dimension) float32 matrix from stored rows, with a single copy."""
-    if not blobs:
-        return np.empty((0, 0), dtype=np.float32)
-    width = len(blobs[0])
-    if width % _STORED.itemsize or any(len(blob) != width for blob in blobs):
-        raise ValueError(f"stored vectors of model {model_id!r} differ in dimension")
-    joined = bytearray().join(blobs)  # a bytearray, so the array is writable
-    matrix = np.frombuffer(joined, dtype=_STORED).reshape(len(blobs), width // _STORED.itemsize)
-    return matrix.astype(np.float32, copy=False)
+def _fill(rows: Iterable[Sequence[Any]], expected: int, model_id: str) -> tuple[list[Keys], Vectors]:
+    """Rows ending in a stored vector: the other columns, and the vectors as one float32 matrix.
+
+    The matrix is allocated once for the `expected` rows and filled as they stream in, so a large
+    index never exists twice in memory (as blobs and as an array) while it loads.
+    """
+    keys: list[Keys] = []
+    matrix = np.empty((0, 0), dtype=np.float32)
+    for row in rows:
+        blob = row[-1]
+        if not keys:
+            matrix = np.empty((max(expected, 1), len(blob) // _STORED.itemsize), dtype=np.float32)
+        if len(blob) != matrix.shape[1] * _STORED.itemsize or len(blob) % _STORED.itemsize:
+            raise ValueError(f"stored vectors of model {model_id!r} differ in dimension")
+        if len(keys) == len(matrix):  # rows were added after they were counted
+            matrix = np.concatenate([matrix, np.empty_like(matrix)])
+        matrix[len(keys)] = np.frombuffer(blob, dtype=_STORED)
+        keys.append(tuple(row[:-1]))  # not the row: it would keep the blob alive
+    return keys, matrix[: len(keys)] if keys else matrix

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,8 +19,11 @@ from monitor.types import (
     StoreOutcome,
 )
 from storage.clock import Clock, utc_now
+from storage.db import reader
 from storage.outbox import enqueue_syndication
 from storage.tables import ArticlePassageRow, ArticleRow, ArticleSourceRow, FeedRow
+
+_IN_CHUNK = 500  # values in one IN (...): well under every backend's parameter limit
 
 
 class Repository:
@@ -29,6 +32,7 @@ class Repository:
     def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._reads = sessionmaker(reader(engine), expire_on_commit=False)  # never write in these
         self._clock = clock
 
     # Feeds
@@ -56,28 +60,40 @@ class Repository:
 
     def feed_state(self, feed_id: str) -> FeedState | None:
         """The polling state of one feed, or None if it was never synced."""
-        with self._sessions() as session:
+        with self._reads() as session:
             row = session.get(FeedRow, feed_id)
             return _feed_state(row) if row else None
+
+    def feed_states(self, feed_ids: Sequence[str]) -> dict[str, FeedState]:
+        """The polling state of each feed that was synced, by id."""
+        states: dict[str, FeedState] = {}
+        with self._reads() as session:
+            for start in range(0, len(feed_ids), _IN_CHUNK):
+                chunk = feed_ids[start : start + _IN_CHUNK]
+                states.update((row.id, _feed_state(row))
+                              for row in session.scalars(select(FeedRow).where(FeedRow.id.in_(chunk))))
+        return states
 
     def save_feed_state(self, state: FeedState) -> None:
         """Record the outcome of a poll that stored no articles (304, errors, 410)."""
         with self._sessions.begin() as session:
-            _apply_state(_feed_row(session, state.feed_id), state)
+            _update_state(session, state)
 
     def record_success(
         self, state: FeedState, articles: Sequence[Article]
     ) -> list[StoredArticle]:
         """Store a fetched document's articles and the feed's new state in one transaction."""
         with self._sessions.begin() as session:
-            stored = [self._store_one(session, article) for article in articles]
-            _apply_state(_feed_row(session, state.feed_id), state)
+            unchanged = _unchanged(session, articles)
+            stored = [unchanged.get((a.feed_id, a.guid_hash)) or self._store_one(session, a)
+                      for a in articles]
+            _update_state(session, state)
         return stored
 
     def feed_reports(self, feeds: Sequence[Feed]) -> list[FeedReport]:
         """Health of each configured feed, then of feeds removed from the configuration."""
         configured = {feed.id: feed for feed in feeds}
-        with self._sessions() as session:
+        with self._reads() as session:
             rows = {row.id: row for row in session.scalars(select(FeedRow))}
             per_feed = select(ArticleSourceRow.feed_id, func.count()).group_by(
                 ArticleSourceRow.feed_id
@@ -102,7 +118,7 @@ class Repository:
 
     def article_count(self, feed_id: str | None = None) -> int:
         """How many articles are stored (for one feed: how many it delivered)."""
-        with self._sessions() as session:
+        with self._reads() as session:
             if feed_id is None:
                 return session.scalar(select(func.count()).select_from(ArticleRow)) or 0
             query = select(func.count()).where(ArticleSourceRow.feed_id == feed_id)
@@ -113,7 +129,7 @@ class Repository:
         query = select(ArticleRow).order_by(ArticleRow.id)
         if ids is not None:
             query = query.where(ArticleRow.id.in_(ids))
-        with self._sessions() as session:
+        with self._reads() as session:
             return [(row.id, _article(row)) for row in session.scalars(query)]
 
 
@@ -180,11 +196,47 @@ def _article(row: ArticleRow) -> Article:
     )
 
 
-def _feed_row(session: Session, feed_id: str) -> FeedRow:
-    row = session.get(FeedRow, feed_id)
-    if row is None:
-        raise KeyError(f"feed {feed_id!r} is not in the database; sync the configuration first")
-    return row
+def _unchanged(session: Session, articles: Sequence[Article]) -> dict[tuple[str, str], StoredArticle]:
+    """The articles `_store` would find unchanged, by (feed, guid hash), in one query per feed.
+
+    A re-fetched document mostly repeats what is stored; those entries then cost no savepoint
+    and no lookups of their own.
+    """
+    by_feed: dict[str, dict[str, Article]] = {}
+    for article in articles:
+        by_feed.setdefault(article.feed_id, {}).setdefault(article.guid_hash, article)
+    found: dict[tuple[str, str], StoredArticle] = {}
+    for feed_id, by_hash in by_feed.items():
+        hashes = list(by_hash)
+        for start in range(0, len(hashes), _IN_CHUNK):
+            query = (
+                select(ArticleSourceRow.guid_hash, ArticleRow.id, ArticleRow.feed_id,
+                       ArticleRow.content_hash, ArticleRow.duplicate_of)
+                .join(ArticleRow, ArticleRow.id == ArticleSourceRow.article_id)
+                .where(ArticleSourceRow.feed_id == feed_id,
+                       ArticleSourceRow.guid_hash.in_(hashes[start : start + _IN_CHUNK]))
+            )
+            for guid_hash, article_id, owner, stored_hash, duplicate_of in session.execute(query):
+                # As in _restore: another feed's article, or the same text, is left alone.
+                if owner != feed_id or stored_hash == by_hash[guid_hash].content_hash:
+                    found[(feed_id, guid_hash)] = StoredArticle(
+                        article_id, StoreOutcome.UNCHANGED, duplicate_of=duplicate_of
+                    )
+    return found
+
+
+def _update_state(session: Session, state: FeedState) -> None:
+    """Write the feed's polling state in one UPDATE, without loading the row first."""
+    statement = (
+        update(FeedRow).where(FeedRow.id == state.feed_id).values(
+            url=state.url, status=state.status.value, etag=state.etag,
+            last_modified=state.last_modified, last_success_at=state.last_success,
+            last_error=state.last_error, last_error_at=state.last_error_at,
+            consecutive_errors=state.consecutive_errors, next_poll_at=state.next_poll,
+        ).execution_options(synchronize_session=False)
+    )
+    if session.connection().execute(statement).rowcount == 0:
+        raise KeyError(f"feed {state.feed_id!r} is not in the database; sync the configuration first")
 
 
 def _new_feed_row(feed: Feed, now: datetime) -> FeedRow:
@@ -213,24 +265,21 @@ def _feed_state(row: FeedRow) -> FeedState:
     )
 
 
-def _apply_state(row: FeedRow, state: FeedState) -> None:
-    row.url, row.status = state.url, state.status.value
-    row.etag, row.last_modified = state.etag, state.last_modified
-    row.last_success_at, row.last_error = state.last_success, state.last_error
-    row.last_error_at, row.consecutive_errors = state.last_error_at, state.consecutive_errors
-    row.next_poll_at = state.next_poll
-
-
 def _report(feed_id: str, row: FeedRow | None, feed: Feed | None, count: int) -> FeedReport:
     state = _feed_state(row) if row else FeedState(feed_id, feed.url if feed else "")
-    status = state.status
-    if feed is None:
-        status = FeedStatus.REMOVED
-    elif not feed.enabled:
-        status = FeedStatus.DISABLED
+    status = shown_status(state.status, feed)
     return FeedReport(
         id=feed_id, url=state.url, status=status, last_success=state.last_success,
         last_error=state.last_error, consecutive_errors=state.consecutive_errors,
         next_poll=state.next_poll if status not in {FeedStatus.REMOVED, FeedStatus.DISABLED} else None,
         article_count=count,
     )
+
+
+def shown_status(stored: FeedStatus, feed: Feed | None) -> FeedStatus:
+    """A feed's status as reported: removed and disabled come from the configuration, not the table."""
+    if feed is None:
+        return FeedStatus.REMOVED
+    if not feed.enabled:
+        return FeedStatus.DISABLED
+    return stored

@@ -182,3 +182,62 @@ def test_large_random_index_agrees_with_a_naive_loop() -> None:
     order = np.argsort(-scores, kind="stable")[:5]
     assert top == [Scored(index.ids[i], float(scores[i]), int(where[i])) for i in order]
     assert [s.narrative_id for s in index.above(passages, top[-1].score)] == [s.narrative_id for s in top]
+
+
+def random_index(rng: np.random.Generator, narratives: int, dimension: int) -> NarrativeIndex:
+    """Narratives with one to three rows each, rows scattered as a database might return them."""
+    ids = [f"n{i}" for i in range(narratives) for _ in range(int(rng.integers(1, 4)))]
+    rng.shuffle(ids)
+    matrix = rng.standard_normal((len(ids), dimension)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    return NarrativeIndex.from_arrays(ids, matrix)
+
+
+def same_matches(got: list[Scored], want: list[Scored]) -> bool:
+    """Equal but for the last bits of the scores: BLAS sums in an order that depends on shapes."""
+    return [(s.narrative_id, s.passage_index) for s in got] == [
+        (s.narrative_id, s.passage_index) for s in want
+    ] and [s.score for s in got] == pytest.approx([s.score for s in want], abs=1e-5)
+
+
+def test_above_each_agrees_with_above_text_by_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("monitor.match._BLOCK_BYTES", 4 * 64 * 70)  # blocks split narratives
+    monkeypatch.setattr("monitor.match._MIN_BLOCK", 1)
+    rng = np.random.default_rng(3)
+    index = random_index(rng, 500, 16)
+    texts = [rng.standard_normal((n, 16)).astype(np.float32) for n in (3, 0, 1, 32, 7, 21)]
+    texts = [text / np.linalg.norm(text, axis=1, keepdims=True) for text in texts]
+    for floor in (-1.0, 0.3, 0.6, 2.0):
+        each = index.above_each(texts, floor)
+        assert len(each) == len(texts) and each[1] == []
+        for got, text in zip(each, texts, strict=True):
+            assert same_matches(got, index.above(text, floor))
+    scores, where = index.best(texts[3])
+    position = {narrative_id: i for i, narrative_id in enumerate(index.ids)}
+    for scored in index.above(texts[3], -np.inf):
+        i = position[scored.narrative_id]
+        assert (scored.score, scored.passage_index) == (float(scores[i]), int(where[i]))
+
+
+def test_above_each_with_nothing_to_score() -> None:
+    index = NarrativeIndex(ROWS)
+    assert index.above_each([], 0.5) == []
+    assert index.above_each([np.zeros((0, 4), dtype=np.float32)], -1.0) == [[]]
+    assert NarrativeIndex([]).above_each([PASSAGES, PASSAGES], 0.0) == [[], []]
+    with pytest.raises(ValueError, match=r"dimension 3.*4"):
+        index.above_each([PASSAGES, np.ones((1, 3), dtype=np.float32)], 0.5)
+
+
+def test_ties_between_passages_and_rows_name_the_first() -> None:
+    index = NarrativeIndex([("a", unit(1, 0)), ("a", unit(1, 0)), ("b", unit(0, 1))])
+    passages = np.stack([unit(0, 1), unit(1, 0), unit(1, 0)])
+    assert index.above(passages, 0.9) == [Scored("a", 1.0, 1), Scored("b", 1.0, 0)]
+    assert index.above_each([passages[1:], passages], 0.9) == [
+        [Scored("a", 1.0, 0)], [Scored("a", 1.0, 1), Scored("b", 1.0, 0)]
+    ]
+
+
+def test_index_keeps_a_grouped_float32_matrix_without_copying() -> None:
+    matrix = np.stack([unit(1, 0), unit(0, 1), unit(1, 1)])
+    index = NarrativeIndex.from_arrays(["a", "a", "b"], matrix)
+    assert np.shares_memory(index.vectors("a"), matrix)

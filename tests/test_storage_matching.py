@@ -13,7 +13,7 @@ from sqlalchemy import Engine, inspect, text
 
 from monitor.dedup import content_hash, guid_hash
 from monitor.types import Article, Feed, FeedStatus, Match, Narrative, Tier
-from storage.narratives_repo import MatchStore, narrative_text_hash
+from storage.narratives_repo import MatchStore, _fill, narrative_text_hash
 from storage.repo import Repository
 
 T0 = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
@@ -259,3 +259,36 @@ def test_recent_passages_honour_since(engine: Engine, store: MatchStore) -> None
     assert (ids, texts, matrix.shape) == ([new, new], ["new", "news"], (2, 8))
     assert store.recent_passages(MODEL, T0)[0] == [new, new]  # "at or after"
     assert len(store.recent_passages(MODEL, T0 - timedelta(days=9))[0]) == 3
+
+
+def test_vectors_stream_into_one_matrix(store: MatchStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("storage.narratives_repo._STREAM_ROWS", 2)  # several fetches
+    store.upsert_narratives([CLAIM, OTHER])
+    a, b = vectors(3, seed=1), vectors(2, seed=2)
+    store.save_narrative_vectors(MODEL, "biolabs", ["t", "e1", "e2"], a)
+    store.save_narrative_vectors(MODEL, "chemtrails", ["t", "e"], b)
+    ids, matrix = store.load_narrative_vectors(MODEL)
+    assert ids == ["biolabs"] * 3 + ["chemtrails"] * 2
+    assert matrix.flags.c_contiguous and matrix.tobytes() == np.vstack([a, b]).tobytes()
+    store.save_narrative_vectors(MODEL, "chemtrails", ["t"], vectors(1, dim=4))
+    with pytest.raises(ValueError, match="differ in dimension"):
+        store.load_narrative_vectors(MODEL)
+
+
+def test_fill_copes_with_rows_added_or_removed_after_the_count() -> None:
+    rows = [("a", v.tobytes()) for v in vectors(5, seed=3)]
+    for expected in (0, 1, 5, 9):
+        keys, matrix = _fill(iter(rows), expected, MODEL)
+        assert keys == [("a",)] * 5
+        assert matrix.tobytes() == vectors(5, seed=3).tobytes()
+    keys, matrix = _fill(iter([]), 3, MODEL)
+    assert keys == [] and matrix.shape == (0, 0)
+    with pytest.raises(ValueError, match="differ in dimension"):
+        _fill(iter([("a", b"12345")]), 1, MODEL)
+
+
+def test_narrative_thresholds_of_enabled_narratives(store: MatchStore) -> None:
+    store.upsert_narratives([CLAIM, OTHER, replace(OTHER, id="rigged", threshold=0.4)])
+    assert store.narrative_thresholds() == {"biolabs": 0.7, "rigged": 0.4}
+    store.set_enabled("rigged", False)
+    assert store.narrative_thresholds() == {"biolabs": 0.7}
