@@ -13,6 +13,7 @@ from monitor.cli_support import out, settings_of
 from monitor.evaluate import EvalSet, build_scorer, evaluate, load_checkthat, load_jsonl_set, sweep
 from monitor.match import Thresholds
 from monitor.matching import make_embedder
+from monitor.scoring import Fusion
 
 SWEEP = [round(0.30 + 0.05 * n, 2) for n in range(13)]
 
@@ -36,7 +37,7 @@ def eval_command(
     embedder = make_embedder(matching.model, matching.query_prompt, matching.passage_prompt)
     thresholds = Thresholds(matching.alert_threshold, matching.watch_threshold)
     scorer = build_scorer(embedder, evalset.narratives, thresholds, matching.max_passages,
-                          matching.passage_tokens)
+                          matching.passage_tokens, Fusion(matching.lexical_weight, matching.lexical_floor))
     result = evaluate(scorer, evalset, k=top)
     rows = sweep(result, SWEEP)
     if as_json:

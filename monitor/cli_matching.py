@@ -185,14 +185,17 @@ def _brief(score: TextScore) -> dict[str, Any]:
 
 def _full(score: TextScore) -> dict[str, Any]:
     return {**_brief(score), "tier": score.tier.value if score.tier else None,
+            "cosine": round(score.cosine, 4), "coverage": round(score.coverage, 4),
             "evidence": score.evidence, "passage": score.passage}
 
 
 def _print_scores(item_id: Any, scores: list[TextScore], stage: MatchStage) -> None:
     titles = {n.id: n.title for n in stage.store.narratives()}
-    table = Table("score", "tier", "narrative", "evidence", title=str(item_id), box=None)
+    columns = ("score", "cosine", "coverage", "tier", "narrative", "evidence")
+    table = Table(*columns, title=str(item_id), box=None)
     for s in scores:
-        table.add_row(f"{s.score:.3f}", s.tier.value if s.tier else "-",
+        table.add_row(f"{s.score:.3f}", f"{s.cosine:.3f}", f"{s.coverage:.2f}",
+                      s.tier.value if s.tier else "-",
                       f"{s.narrative_id}\n{titles.get(s.narrative_id, '')}", s.evidence)
     out.print(table)
 

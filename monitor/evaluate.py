@@ -19,9 +19,10 @@ import numpy as np
 
 from monitor.embed import Embedder
 from monitor.errors import EvalDataError, NarrativeFileError
+from monitor.lexical import LexicalIndex
 from monitor.match import NarrativeIndex, Thresholds
 from monitor.narratives import read_narratives
-from monitor.scoring import Scorer, narrative_texts
+from monitor.scoring import DEFAULT_FUSION, Fusion, Scorer, narrative_texts
 from monitor.types import Narrative, Tier
 
 Qrels = Mapping[str, frozenset[str]]
@@ -238,14 +239,16 @@ def build_scorer(
     thresholds: Thresholds,
     max_passages: int = 32,
     window_tokens: int | None = 64,
+    fusion: Fusion = DEFAULT_FUSION,
 ) -> Scorer:
     """A scorer over `narratives`, embedded as the pipeline embeds them, in one batch."""
     texts = [narrative_texts(n) for n in narratives]
     ids = [n.id for n, rows in zip(narratives, texts, strict=True) for _ in rows]
-    vectors = embedder.embed([t for rows in texts for t in rows], "passage")
+    flat = [t for rows in texts for t in rows]
+    vectors = embedder.embed(flat, "passage")
     overrides = {n.id: n.threshold for n in narratives if n.threshold is not None}
     index = NarrativeIndex.from_arrays(ids, vectors, overrides)
-    return Scorer(embedder, index, thresholds, max_passages, window_tokens)
+    return Scorer(embedder, index, thresholds, max_passages, window_tokens, LexicalIndex(ids, flat), fusion)
 
 
 def evaluate(scorer: Scorer, evalset: EvalSet, k: int = 10, batch: int = 64) -> EvalResult:
@@ -256,8 +259,9 @@ def evaluate(scorer: Scorer, evalset: EvalSet, k: int = 10, batch: int = 64) -> 
         chunk = evalset.queries[start : start + batch]
         embedded = scorer.embed_texts([("", text) for _id, text in chunk])
         for (query_id, _text), text in zip(chunk, embedded, strict=True):
-            top = tuple((s.narrative_id, s.score) for s in scorer.top(text, k))
-            raised = tuple((s.narrative_id, s.tier) for s in scorer.matches(text) if s.tier is not None)
+            top = tuple((s.narrative_id, s.score) for s in scorer.top(text, k, evidence=False))
+            raised = tuple((s.narrative_id, s.tier) for s in scorer.matches(text, evidence=False)
+                           if s.tier is not None)
             outcomes.append(QueryOutcome(query_id, evalset.qrels.get(query_id, frozenset()), top, raised))
     qrels = {o.query_id: o.relevant for o in outcomes}
     metrics = ranking_metrics({o.query_id: [n for n, _ in o.top] for o in outcomes}, qrels)

@@ -229,6 +229,12 @@ def test_match_input_jsonl(tmp_path: Path, config: Path, env: dict[str, str]) ->
     assert not any(m["alert"] for m in lines[1]["matches"])
     text = monitor("match", "The US runs secret biolabs in Ukraine", env=env, config=config)
     assert "biolabs" in text.stdout and "alert" in text.stdout
+    full = monitor("match", "--json", "The US runs secret biolabs in Ukraine", env=env, config=config)
+    best = json.loads(full.stdout.splitlines()[0])["matches"][0]
+    # Every word of the claim is in the text, but a claim this short (four words beside the starter
+    # narratives' long examples) counts as weighing as much as the median narrative text.
+    assert best["narrative_id"] == "biolabs" and 0.1 < best["coverage"] < 1
+    assert best["score"] == pytest.approx(best["cosine"] + 0.2 * best["coverage"], abs=1e-3)
 
 
 def test_poll_once_matches_new_articles(config: Path, env: dict[str, str], feed_server: FeedServer) -> None:
