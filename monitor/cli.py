@@ -22,8 +22,10 @@ from sqlalchemy import Engine
 
 from monitor.cli_alerts import alerts_app, describe, make_deliverer
 from monitor.cli_digest import digest_app, make_digest_service
+from monitor.cli_engine import dispatcher, worker
 from monitor.cli_eval import eval_command
 from monitor.cli_matching import match, matches, narratives_app, reembed
+from monitor.cli_ops import ops_server, status
 from monitor.cli_support import Context, database, err, log, out, settings_of, shown_url
 from monitor.config import Settings, load_settings, parse_duration
 from monitor.errors import ConfigError, MonitorError
@@ -50,6 +52,8 @@ app.command()(match)
 app.command()(reembed)
 app.command()(matches)
 app.command("eval")(eval_command)
+app.command()(worker)
+app.command("status")(status)
 
 DIGEST_RETRY = 300.0  # seconds between retries of a digest that is due but not sent
 
@@ -87,27 +91,32 @@ def run(ctx: typer.Context) -> None:
     settings = settings_of(ctx)
     with database(settings) as engine:
         pipeline = _pipeline(settings, engine)
-        periodic = _periodic_jobs(settings, engine)
-        scheduler = FeedScheduler(settings, pipeline, load=load_settings, periodic=periodic)
+        remote = dispatcher(settings, pipeline.repo)  # celery engine: workers poll and match
+        periodic = _periodic_jobs(settings, engine, remote.enqueue_match if remote else None)
+        scheduler = FeedScheduler(settings, pipeline, load=load_settings, periodic=periodic,
+                                  poll=remote.enqueue_poll if remote else None)
         stop = threading.Event()
         _on_signals(stop)
-        scheduler.start()
-        try:
-            scheduler.run_until(stop)
-        finally:
-            scheduler.shutdown()
-            pipeline.fetcher.close()
+        with ops_server(settings, engine, lambda: scheduler.running, lambda: scheduler.settings.feeds()):
+            scheduler.start()
+            try:
+                scheduler.run_until(stop)
+            finally:
+                scheduler.shutdown()
+                pipeline.fetcher.close()
+                if remote:
+                    remote.close()
 
 
 def _periodic_jobs(
-    settings: Settings, engine: Engine
+    settings: Settings, engine: Engine, match: Callable[[], object] | None = None
 ) -> list[tuple[str, Callable[[], object], float | BaseTrigger]]:
-    """The jobs `run` schedules besides polling: matching, alert delivery, the digest."""
+    """The jobs `run` schedules besides polling: matching (or enqueueing it), alert delivery, the digest."""
     digest = make_digest_service(settings, engine)
     hour, minute = settings.file.digest.time.split(":")
     at_digest_time = CronTrigger(hour=int(hour), minute=int(minute), timezone=settings.file.digest.timezone)
     return [
-        ("match", build_stage(settings, engine).run_pending, settings.file.matching.embed_interval),
+        ("match", match or build_stage(settings, engine).run_pending, settings.file.matching.embed_interval),
         ("deliver", make_deliverer(settings, engine).deliver_due, settings.file.alerts.deliver_interval),
         ("digest", digest.catch_up, at_digest_time),
         # After a failure or downtime, yesterday's digest goes out as soon as it can.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,6 +26,7 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from monitor.config_engine import EngineKind, EngineSettings, resolve_engine
 from monitor.errors import ConfigError
 from monitor.fetch import FetchOptions
 from monitor.types import Feed
@@ -34,9 +35,10 @@ CONFIG_ENV = "MONITOR_CONFIG"
 DATABASE_ENV = "MONITOR_DATABASE_URL"
 DEFAULT_CONFIG = Path("feeds.toml")
 MIN_INTERVAL = 60  # seconds; faster polling is impolite to publishers
-# Chosen from `monitor eval` on CheckThat! 2020 dev with the default model (see README).
-DEFAULT_ALERT_THRESHOLD = 0.6
-DEFAULT_WATCH_THRESHOLD = 0.5
+# Chosen from bench/precision.py (CheckThat! claims vs. tweets and real news) on the fused score;
+# see README "Alert precision".
+DEFAULT_ALERT_THRESHOLD = 0.70
+DEFAULT_WATCH_THRESHOLD = 0.58
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
@@ -93,6 +95,10 @@ class MonitorSection(_Strict):
     reload_interval: Duration = Field(10.0, gt=0, le=60)
     user_agent: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # /metrics and /healthz of `monitor run`. Loopback by default: nothing outside the host
+    # needs them unless a deployment says so (compose sets "0.0.0.0"). Port 0 turns them off.
+    metrics_host: str = Field("127.0.0.1", pattern=r"^[A-Za-z0-9.:_-]+$")
+    metrics_port: int = Field(9470, ge=0, le=65535)
 
 
 class MatchingSection(_Strict):
@@ -109,6 +115,10 @@ class MatchingSection(_Strict):
     passage_tokens: int = Field(64, ge=16, le=512)
     embed_interval: Duration = Field(10.0, gt=0, le=3600)  # how often `run` embeds new articles
     starter_narratives: bool = True  # load the shipped narratives into an empty database
+    # score = cosine + lexical_weight x coverage of the narrative's terms; below lexical_floor
+    # coverage a narrative reaches no tier (bench/precision.py measures both).
+    lexical_weight: float = Field(0.2, ge=0, le=1)
+    lexical_floor: float = Field(0.1, ge=0, le=1)
 
     @model_validator(mode="after")
     def _watch_below_alert(self) -> MatchingSection:
@@ -180,6 +190,15 @@ class StorageSection(_Strict):
     url: str | None = None
 
 
+class EngineSection(_Strict):
+    """Where the work runs; checked against the environment in monitor/config_engine.py."""
+
+    kind: EngineKind = "local"
+    broker_url: str | None = None  # better in MONITOR_BROKER_URL: it may carry a password
+    # Redis redelivers a task not acknowledged within this; longer than any one task must take.
+    visibility_timeout: Duration = Field(3600.0, ge=1, le=7 * 86400)
+
+
 class FeedSection(_Strict):
     url: str = Field(pattern=r"^https?://\S+$")
     name: str | None = None
@@ -192,6 +211,7 @@ class FeedSection(_Strict):
 class ConfigFile(_Strict):
     monitor: MonitorSection = MonitorSection()
     storage: StorageSection = StorageSection()
+    engine: EngineSection = EngineSection()
     matching: MatchingSection = MatchingSection()
     alerts: AlertsSection = AlertsSection()
     digest: DigestSection = DigestSection()
@@ -206,6 +226,8 @@ class Settings:
     file: ConfigFile
     database_url: str
     data_dir: Path
+    # [engine] with MONITOR_ENGINE and MONITOR_BROKER_URL applied
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
     @property
     def monitor(self) -> MonitorSection:
@@ -282,6 +304,7 @@ _PATTERN_MESSAGES = {
     "time": "must be a time of day as HH:MM (24-hour)",
     "recipients": "must be an email address",
     "sender": "must be an email address",
+    "metrics_host": "must be an IP address or host name (e.g. \"127.0.0.1\" or \"0.0.0.0\")",
 }
 
 
@@ -298,6 +321,8 @@ def _describe(error: Any) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind == "greater_than_equal" and loc[-1] in {"interval", "poll_interval", "max_backoff"}:
         message = f"must be at least {int(error['ctx']['ge'])} seconds"
+    if loc[-1] == "metrics_port" and kind in {"greater_than_equal", "less_than_equal"}:
+        message = "must be a port number from 1 to 65535, or 0 to turn metrics off"
     if kind == "string_pattern_mismatch":
         message = _PATTERN_MESSAGES.get(loc[-1] if not loc[-1].isdigit() else loc[-2], message)
     return f"{'.'.join(loc)}: {message}"
@@ -308,7 +333,10 @@ def _settings(path: Path, file: ConfigFile) -> Settings:
     data_dir = (base / file.monitor.data_dir).resolve()
     url = os.environ.get(DATABASE_ENV) or file.storage.url or f"sqlite:///{data_dir / 'monitor.db'}"
     where = DATABASE_ENV if os.environ.get(DATABASE_ENV) else "storage.url"
-    return Settings(path=path, file=file, database_url=_database_url(url, path, where), data_dir=data_dir)
+    database_url = _database_url(url, path, where)
+    e = file.engine
+    engine = resolve_engine(path, e.kind, e.broker_url, e.visibility_timeout, database_url, where)
+    return Settings(path=path, file=file, database_url=database_url, data_dir=data_dir, engine=engine)
 
 
 def _database_url(url: str, path: Path, where: str) -> str:

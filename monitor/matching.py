@@ -15,9 +15,11 @@ from sqlalchemy import Engine
 from monitor.alerting import AlertPlanner, Router
 from monitor.config import Settings
 from monitor.embed import Embedder, HashingEmbedder, SentenceTransformerEmbedder
+from monitor.lexical import LexicalIndex
 from monitor.match import NarrativeIndex, Thresholds
+from monitor.metrics import observe_match_run
 from monitor.narratives import STARTER_NARRATIVES, read_narratives
-from monitor.scoring import EmbeddedText, Scorer, TextScore, narrative_texts
+from monitor.scoring import DEFAULT_FUSION, EmbeddedText, Fusion, Scorer, TextScore, narrative_texts
 from monitor.types import Match, Narrative
 from storage.clock import utc_now
 from storage.narratives_repo import MatchStore
@@ -51,7 +53,9 @@ class MatchStage:
         clock: Callable[[], datetime] = utc_now,
         planner: AlertPlanner | None = None,
         flood: FloodRule = DEFAULT_FLOOD,
+        fusion: Fusion = DEFAULT_FUSION,
     ) -> None:
+        self.fusion = fusion
         self.planner = planner
         self.flood = flood
         self.store = store
@@ -70,15 +74,17 @@ class MatchStage:
         version = self.store.narratives_version()
         if self._scorer is None or version != self._version:
             self.embed_narratives()
-            ids, matrix = self.store.load_narrative_vectors(self.embedder.model_id)
-            thresholds = {n.id: n.threshold for n in self.store.narratives(enabled_only=True)
-                          if n.threshold is not None}
-            index = NarrativeIndex.from_arrays(ids, self._matrix(matrix), thresholds)
+            self._scorer = None  # the old index is garbage before the new one loads
+            started = time.perf_counter()
+            ids, texts, matrix = self.store.load_narrative_rows(self.embedder.model_id)
+            thresholds = self.store.narrative_thresholds()  # only ids and thresholds, not whole rows
+            index = NarrativeIndex.from_arrays(ids, self._matrix(matrix), thresholds)  # no copy
             self._scorer = Scorer(self.embedder, index, self.thresholds, self.max_passages,
-                                  self.window_tokens)
+                                  self.window_tokens, LexicalIndex(ids, texts), self.fusion)
             self._version = version
-            log.info("narrative index loaded", extra={"narratives": len(index), "rows": len(ids),
-                                                       "model": self.embedder.model_id})
+            log.info("narrative index loaded", extra={
+                "narratives": len(index), "rows": len(ids), "model": self.embedder.model_id,
+                "bytes": matrix.nbytes, "seconds": round(time.perf_counter() - started, 3)})
         return self._scorer
 
     def embed_narratives(self, narratives: Sequence[Narrative] | None = None) -> int:
@@ -109,6 +115,7 @@ class MatchStage:
                 articles += len(batch)
                 passages += sum(len(e.passages) for e in embedded)
             run = MatchRun(articles, passages, tuple(new), time.perf_counter() - started)
+        observe_match_run(run.articles, run.passages, run.seconds)
         if articles:
             log.info("articles matched", extra={"articles": articles, "passages": passages,
                                                 "new_matches": len(new), "seconds": round(run.seconds, 2)})
@@ -124,9 +131,11 @@ class MatchStage:
             article_ids, texts, vectors = self.store.recent_passages(self.embedder.model_id, since)
             wanted = set(narrative_ids)
             found: dict[tuple[int, str], Match] = {}
-            for article_id, rows in _group(article_ids).items():
-                text = EmbeddedText(tuple(texts[i] for i in rows), vectors[rows])
-                for score in scorer.matches(text):
+            groups = _group(article_ids)
+            embedded = [EmbeddedText(tuple(texts[i] for i in rows), vectors[rows])
+                        for rows in groups.values()]
+            for article_id, scores in zip(groups, scorer.matches_each(embedded), strict=True):
+                for score in scores:
                     if score.narrative_id in wanted:
                         found[(article_id, score.narrative_id)] = _match(article_id, score)
             return self.store.save_passages_and_matches(self.embedder.model_id, {}, list(found.values()))
@@ -134,8 +143,8 @@ class MatchStage:
     def _save(
         self, scorer: Scorer, ids: Sequence[int], embedded: Sequence[EmbeddedText], alert: bool
     ) -> list[Match]:
-        matches = [_match(article_id, s) for article_id, text in zip(ids, embedded, strict=True)
-                   for s in scorer.matches(text)]
+        matches = [_match(article_id, s) for article_id, scores in zip(ids, scorer.matches_each(embedded),
+                                                                     strict=True) for s in scores]
         passages = {article_id: (text.passages, text.vectors)
                     for article_id, text in zip(ids, embedded, strict=True)}
         alerts = {}
@@ -192,6 +201,7 @@ def build_stage(settings: Settings, engine: Engine) -> MatchStage:
         batch_size=matching.batch_size, max_passages=matching.max_passages,
         window_tokens=matching.passage_tokens, planner=planner,
         flood=FloodRule(alerts.flood_limit, timedelta(seconds=alerts.flood_window)),
+        fusion=Fusion(matching.lexical_weight, matching.lexical_floor),
     )
 
 

@@ -39,8 +39,11 @@ class FeedScheduler:
         load: Callable[[Path], Settings],
         rng: random.Random | None = None,
         periodic: Sequence[tuple[str, Callable[[], object], float | BaseTrigger]] = (),
+        poll: Callable[[Feed], object] | None = None,
     ) -> None:
         self.settings = settings
+        # What a due feed gets: polled here, or (celery engine) a task enqueued for a worker.
+        self._poll_feed = poll or pipeline.poll_feed
         self._periodic = periodic  # (name, function, seconds or trigger): matching, delivery, digest
         self.pipeline = pipeline
         self._load = load
@@ -68,6 +71,11 @@ class FeedScheduler:
         """Re-read the configuration every reload_interval until `stop` is set."""
         while not stop.wait(self.settings.monitor.reload_interval):
             self.reload()
+
+    @property
+    def running(self) -> bool:
+        """Whether jobs are being scheduled (for /healthz): false before start and after shutdown."""
+        return bool(self._scheduler.running)
 
     def shutdown(self) -> None:
         """Stop scheduling and wait for the polls in flight to finish."""
@@ -137,7 +145,7 @@ class FeedScheduler:
         if feed is None:  # unscheduled while this run was waiting for a worker
             return
         try:
-            self.pipeline.poll_feed(feed)
+            self._poll_feed(feed)
         except Exception:
             # The pipeline records feed failures itself; this is a bug or the database.
             log.exception("poll crashed", extra={"feed": feed.id, "url": feed.url})

@@ -311,3 +311,27 @@ class Digest:
     failing_feeds: tuple[FailingFeed, ...]
     days: tuple[str, ...]  # the chart's 7 days, "YYYY-MM-DD", oldest first, ending with the period
     daily: Mapping[str, tuple[int, ...]]  # narrative title -> articles matched on each of `days`
+
+
+@dataclass(frozen=True)
+class DigestState:
+    """How the most recent digest period went."""
+
+    period: str  # "YYYY-MM-DD", local day
+    status: str  # "sent", "skipped" or "failed"
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class OpsFigures:
+    """The database's operational figures, for /metrics and `monitor status`."""
+
+    feeds: Mapping[str, int]  # FeedStatus value -> feeds (every status present, zeros included)
+    failing_feeds: int  # enabled feeds whose last poll failed
+    last_poll: datetime | None  # the latest poll of any feed, successful or not
+    articles: int  # stored articles
+    matches: Mapping[str, int]  # Tier value -> matches
+    alerts: Mapping[str, int]  # AlertStatus value -> outbox messages
+    last_digest: DigestState | None  # the latest period attempted
+    last_digest_sent: datetime | None

@@ -19,6 +19,7 @@ def feed_server() -> Iterator[FeedServer]:
 
 import os  # noqa: E402
 import uuid  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 
@@ -49,6 +50,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[s
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/monitor.db"
         return
+    with _postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new PostgreSQL schema only, for what SQLite cannot do (the celery engine's shared database).
+
+    Tests that use it are marked `postgres` themselves."""
+    with _postgres_schema() as url:
+        yield url
+
+
+@contextmanager
+def _postgres_schema() -> Iterator[str]:
     admin = _postgres_or_skip()
     schema = f"test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as connection:
