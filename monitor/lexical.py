@@ -55,9 +55,8 @@ class LexicalIndex:
         weighted = rows.multiply(idf).tocsr()
         totals = np.asarray(weighted.sum(axis=1), dtype=np.float32).ravel()
         # A claim of two common words ("Ukraine is part of Russia") is fully covered by any
-        # headline on the topic: each text counts as holding at least half the median text's
-        # weight, so sharing a few common words is little evidence, while a short claim with a
-        # rare word ("biolabs") keeps most of its own weight.
+        # headline on the topic: each text counts as holding at least the median text's
+        # weight (MIN_WEIGHT), so sharing a few common words is little evidence.
         floor = MIN_WEIGHT * float(np.median(totals[totals > 0])) if np.any(totals > 0) else 1.0
         return sparse.csr_matrix(sparse.diags(1.0 / np.maximum(totals, floor)) @ weighted, dtype=np.float32)
 

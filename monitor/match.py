@@ -80,6 +80,7 @@ class NarrativeIndex:
     ) -> None:
         if matrix.ndim != 2 or matrix.shape[0] != len(narrative_ids):
             raise ValueError(f"{len(narrative_ids)} narrative ids for a matrix of shape {matrix.shape}")
+        matrix = _finite(matrix)
         groups: dict[str, int] = {}
         codes = np.fromiter(
             (groups.setdefault(narrative_id, len(groups)) for narrative_id in narrative_ids),
@@ -217,7 +218,15 @@ class NarrativeIndex:
             raise ValueError(
                 f"passage vectors have dimension {queries.shape[1]}, narrative vectors {self.dimension}"
             )
-        return queries
+        return _finite(queries)
+
+
+def _finite(vectors: Vectors) -> Vectors:
+    """The vectors with NaN and infinities zeroed: a corrupt row then matches nothing, and every
+    comparison with a floor stays meaningful (NaN >= x is False, which would misalign rows)."""
+    if np.isfinite(vectors).all():
+        return vectors
+    return np.nan_to_num(vectors, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _text_max(similarity: Vectors, starts: Indices) -> Vectors:

@@ -131,13 +131,15 @@ class MatchStage:
             article_ids, texts, vectors = self.store.recent_passages(self.embedder.model_id, since)
             wanted = set(narrative_ids)
             found: dict[tuple[int, str], Match] = {}
-            groups = _group(article_ids)
-            embedded = [EmbeddedText(tuple(texts[i] for i in rows), vectors[rows])
-                        for rows in groups.values()]
-            for article_id, scores in zip(groups, scorer.matches_each(embedded), strict=True):
-                for score in scores:
-                    if score.narrative_id in wanted:
-                        found[(article_id, score.narrative_id)] = _match(article_id, score)
+            groups = list(_group(article_ids).items())
+            # A batch at a time: days of passages scored at once would hold several copies of them.
+            for start in range(0, len(groups), self.batch_size):
+                chunk = groups[start : start + self.batch_size]
+                embedded = [EmbeddedText(tuple(texts[i] for i in rows), vectors[rows]) for _, rows in chunk]
+                for (article_id, _rows), scores in zip(chunk, scorer.matches_each(embedded), strict=True):
+                    for score in scores:
+                        if score.narrative_id in wanted:
+                            found[(article_id, score.narrative_id)] = _match(article_id, score)
             return self.store.save_passages_and_matches(self.embedder.model_id, {}, list(found.values()))
 
     def _save(

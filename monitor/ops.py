@@ -86,7 +86,7 @@ class FiguresCollector(Collector):
         yield checks
         try:
             figures = self._figures()
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, ValueError) as exc:  # ValueError: a status this version does not know
             # The database check above already says 0; the rest cannot be known this time.
             log.warning("metrics: database figures unavailable", extra={"error": _first_line(exc)})
             return

@@ -23,6 +23,7 @@ from sqlalchemy.sql import Select
 
 from monitor.types import AlertIntent, Match, Narrative, Tier
 from storage.clock import Clock, utc_now
+from storage.db import reader
 from storage.outbox import DEFAULT_FLOOD, FloodRule, enqueue
 from storage.tables import ArticlePassageRow, ArticleRow, MatchRow, NarrativeRow, NarrativeVectorRow
 
@@ -142,7 +143,8 @@ class MatchStore:
     def _read_vectors(self, query: Select[*tuple[Any, ...]], model_id: str) -> tuple[list[Keys], Vectors]:
         """The query's rows (vector last): their other columns, and the vectors as one matrix."""
         count = select(func.count()).select_from(query.order_by(None).subquery())
-        with self.engine.connect() as connection:
+        # A reader: streaming 100,000 narratives must not hold the write lock the pollers need.
+        with reader(self.engine).connect() as connection:
             expected = connection.execute(count).scalar_one()
             rows = connection.execution_options(yield_per=_STREAM_ROWS).execute(query)
             return _fill(rows, expected, model_id)

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from monitor.types import AlertStatus, DigestState, Feed, FeedStatus, OpsFigures, Tier
+from storage.db import reader
 from storage.repo import shown_status
 from storage.tables import AlertRow, ArticleRow, DigestRow, FeedRow, MatchRow
 
@@ -23,7 +24,7 @@ _INACTIVE = {FeedStatus.DISABLED, FeedStatus.REMOVED}
 
 def read_figures(engine: Engine, feeds: Sequence[Feed]) -> OpsFigures:
     """Feeds by status, articles, matches by tier, outbox by status and the last digest."""
-    with engine.connect() as connection:
+    with reader(engine).connect() as connection:  # no write lock: a scrape never waits for pollers
         feed_counts, failing, last_poll = _feeds(connection, feeds)
         articles = connection.scalar(select(func.count()).select_from(ArticleRow)) or 0
         matches = _counts(connection, MatchRow.tier, [t.value for t in Tier])

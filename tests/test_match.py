@@ -241,3 +241,14 @@ def test_index_keeps_a_grouped_float32_matrix_without_copying() -> None:
     matrix = np.stack([unit(1, 0), unit(0, 1), unit(1, 1)])
     index = NarrativeIndex.from_arrays(["a", "a", "b"], matrix)
     assert np.shares_memory(index.vectors("a"), matrix)
+
+
+def test_a_corrupt_vector_matches_nothing_and_keeps_the_others_aligned() -> None:
+    rows = [("a", unit(1, 0, 0, 0)), ("b", np.full(4, np.nan, dtype=np.float32)), ("c", unit(0, 0, 0, 1)),
+            ("c", unit(0, 0, 1, 0))]
+    index = NarrativeIndex(rows)
+    scores, _ = index.best(np.stack([unit(1, 0, 0, 1)]))
+    assert scores == pytest.approx([1 / np.sqrt(2), 0.0, 1 / np.sqrt(2)])
+    assert [s.narrative_id for s in index.top(np.stack([unit(0, 0, 0, 1)]), 3)][0] == "c"
+    with_nan = np.stack([unit(0, 0, 0, 1), np.full(4, np.nan, dtype=np.float32)])
+    assert [s.narrative_id for s in index.above(with_nan, 0.5)] == ["c"]
