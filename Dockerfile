@@ -23,7 +23,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --extra-index-url https://download.pytorch.org/whl/cpu torch==2.13.0 .
 
 # Fail the build, not the first run, if the default model cannot load offline.
-RUN python -c "from monitor.embed import SentenceTransformerEmbedder as E; E().embed(['ok'], 'query')"
+RUN python -c "from monitor.matching.embedders import SentenceTransformerEmbedder as E; E().embed(['ok'], 'query')"
 
 RUN useradd --create-home --uid 10001 monitor \
     && mkdir -p /data /config \

@@ -14,10 +14,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monitor.config import MatchingSection
-from monitor.embed import DEFAULT_MODEL
-from monitor.evaluate import EvalResult, EvalSet, SweepRow, build_scorer, evaluate, load_checkthat, sweep
-from monitor.match import Thresholds
-from monitor.matching import make_embedder
+from monitor.matching.embedders import DEFAULT_MODEL
+from monitor.matching.evaluation import (
+    EvalResult,
+    EvalSet,
+    SweepRow,
+    build_scorer,
+    evaluate,
+    load_checkthat,
+    sweep,
+)
+from monitor.matching.index import Thresholds
+from monitor.matching.stage import make_embedder
 
 CHECKTHAT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "checkthat2020"
 RANKING = ("MAP@5", "MRR", "P@1", "Recall@1", "Recall@5", "Recall@10")

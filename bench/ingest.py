@@ -31,11 +31,11 @@ from feedserve import FeedFarm
 from sentence_transformers import SentenceTransformer
 from sqlalchemy import create_engine, text
 
-from monitor.cli import app
-from monitor.deliver import Deliverer
-from monitor.embed import SentenceTransformerEmbedder
-from monitor.matching import MatchStage
-from monitor.pipeline import Pipeline
+from monitor.cli.main import app
+from monitor.ingest.poller import Pipeline
+from monitor.matching.embedders import SentenceTransformerEmbedder
+from monitor.matching.stage import MatchStage
+from monitor.service.delivery import Deliverer
 
 TARGET = 0.85  # pipeline articles/s at least this share of the bare encode's
 BATCH_SIZE = SentenceTransformerEmbedder().batch_size  # what the pipeline's embedder uses

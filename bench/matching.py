@@ -26,7 +26,7 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.match import NarrativeIndex
+from monitor.matching.index import NarrativeIndex
 
 TARGET_MS_PER_PASSAGE = 2.0
 TARGET_MEMORY_RATIO = 2.0

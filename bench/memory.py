@@ -31,8 +31,8 @@ import numpy as np
 from feedserve import FeedFarm
 from sqlalchemy import delete, insert
 
-from monitor.embed import SentenceTransformerEmbedder
-from monitor.scoring import narrative_texts
+from monitor.matching.embedders import SentenceTransformerEmbedder
+from monitor.matching.scoring import narrative_texts
 from monitor.types import Narrative
 from storage.db import open_engine, upgrade
 from storage.narratives_repo import MatchStore, _narrative_fields

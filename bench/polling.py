@@ -28,9 +28,9 @@ import feedparser
 from feedserve import FeedFarm
 
 from monitor.config import Settings, load_settings
-from monitor.fetch import Fetcher
-from monitor.logs import setup_logging
-from monitor.pipeline import Pipeline
+from monitor.ingest.fetch import Fetcher
+from monitor.ingest.poller import Pipeline
+from monitor.service.logs import setup_logging
 from storage.db import open_engine, upgrade
 from storage.repo import Repository
 

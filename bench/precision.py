@@ -6,7 +6,7 @@ Narratives: the 10,373 CheckThat! 2020 verified claims. Positives: the dev and t
 each expected to alert on its gold claim. Negatives: every entry of the real news feeds under
 ../shared/data/feeds/feeder-captures and miniflux-testdata, parsed as the pipeline parses
 them. The same is done with the EUvsDisinfo 2015-2016 titles as narratives (positives: case
-summaries that differ from their title). Everything is scored by `monitor.scoring.Scorer`,
+summaries that differ from their title). Everything is scored by `monitor.matching.scoring.Scorer`,
 the pipeline's own path, once with the cosine alone and once with the shipped lexical fusion.
 
 Printed, per scorer: the curve (recall vs. negative alert rate), the figures at the shipped
@@ -29,12 +29,12 @@ import numpy as np
 from precision_data import CachedEmbedder, load_negatives
 
 from monitor.config import MatchingSection
-from monitor.embed import DEFAULT_MODEL
-from monitor.evaluate import build_scorer, load_checkthat
-from monitor.match import Thresholds
-from monitor.matching import make_embedder
-from monitor.narratives import narrative_id
-from monitor.scoring import DEFAULT_FUSION, PLAIN, Fusion, Scorer
+from monitor.matching.embedders import DEFAULT_MODEL
+from monitor.matching.evaluation import build_scorer, load_checkthat
+from monitor.matching.index import Thresholds
+from monitor.matching.narrative_files import narrative_id
+from monitor.matching.scoring import DEFAULT_FUSION, PLAIN, Fusion, Scorer
+from monitor.matching.stage import make_embedder
 from monitor.types import Narrative
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

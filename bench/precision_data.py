@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.embed import Embedder, Kind, Vectors
 from monitor.errors import ParseError
-from monitor.parse import parse_feed
+from monitor.ingest.parse import parse_feed
+from monitor.matching.embedders import Embedder, Kind, Vectors
 from monitor.types import Feed, FetchResult
 
 NEWS_FOLDERS = ("feeder-captures", "miniflux-testdata")

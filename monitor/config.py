@@ -28,7 +28,7 @@ from sqlalchemy.exc import ArgumentError
 
 from monitor.config_engine import EngineKind, EngineSettings, resolve_engine
 from monitor.errors import ConfigError
-from monitor.fetch import FetchOptions
+from monitor.ingest.fetch import FetchOptions
 from monitor.types import Feed
 
 CONFIG_ENV = "MONITOR_CONFIG"

@@ -103,7 +103,7 @@ def repo(engine: Engine) -> Repository:
 def default_embedder() -> object:
     """The real default model (all-MiniLM-L6-v2 from its PyPI package), loaded once per run."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from monitor.embed import SentenceTransformerEmbedder
+    from monitor.matching.embedders import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder()
     embedder.embed(["warm up"], "query")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import feedparser
 
-from monitor.dedup import canonical_url, entry_guid
-from monitor.text import clean_line
+from monitor.ingest.dedup import canonical_url, entry_guid
+from monitor.ingest.text import clean_line
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "feeds"
 

@@ -16,9 +16,9 @@ from sqlalchemy import Engine, text
 
 from alerts.slack import BotSender, WebhookSender
 from monitor.config import Settings, load_settings
-from monitor.dedup import content_hash, guid_hash
-from monitor.deliver import Deliverer
-from monitor.matching import MatchStage, build_stage
+from monitor.ingest.dedup import content_hash, guid_hash
+from monitor.matching.stage import MatchStage, build_stage
+from monitor.service.delivery import Deliverer
 from monitor.types import AlertKind, AlertStatus, Article, FeedStatus, Narrative
 from storage.db import open_engine, upgrade
 from storage.outbox import Outbox
@@ -221,7 +221,7 @@ def test_hostile_titles_are_neutralised(engine: Engine, tmp_path: Path, slack: S
 def cli(config: Path, database: str, *args: str, token: str = TOKEN) -> subprocess.Popen[str]:
     env = {**os.environ, "MONITOR_DATABASE_URL": database, "SLACK_BOT_TOKEN": token, "COLUMNS": "200"}
     env.pop("SLACK_WEBHOOK_URL", None)
-    return subprocess.Popen([sys.executable, "-m", "monitor.cli", "--config", str(config), *args],
+    return subprocess.Popen([sys.executable, "-m", "monitor.cli.main", "--config", str(config), *args],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

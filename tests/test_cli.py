@@ -57,7 +57,7 @@ url = "{feed_server.url('/broken')}"
 
 def monitor(*args: str, env: dict[str, str], config: Path | None = None) -> subprocess.CompletedProcess[str]:
     prefix = ["--config", str(config)] if config else []
-    return subprocess.run([sys.executable, "-m", "monitor.cli", *prefix, *args], env=env,
+    return subprocess.run([sys.executable, "-m", "monitor.cli.main", *prefix, *args], env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -166,7 +166,7 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
 
 @pytest.fixture
 def running(config: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen([sys.executable, "-m", "monitor.cli", "--config", str(config), "run"],
+    process = subprocess.Popen([sys.executable, "-m", "monitor.cli.main", "--config", str(config), "run"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     yield process
     if process.poll() is None:

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import Engine
 
 from monitor.errors import ParseError
-from monitor.fetch import Fetcher, FetchOptions
-from monitor.parse import parse_feed
-from monitor.pipeline import Pipeline
+from monitor.ingest.fetch import Fetcher, FetchOptions
+from monitor.ingest.parse import parse_feed
+from monitor.ingest.poller import Pipeline
 from monitor.types import Feed, FeedReport, FeedStatus, FetchResult, PollResult
 from storage.repo import Repository
 

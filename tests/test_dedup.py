@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.dedup import canonical_url, content_hash, entry_guid, guid_hash
+from monitor.ingest.dedup import canonical_url, content_hash, entry_guid, guid_hash
 
 
 @pytest.mark.parametrize(

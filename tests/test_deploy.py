@@ -16,7 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from monitor.cli import app
+from monitor.cli.main import app
 from monitor.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

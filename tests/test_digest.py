@@ -21,8 +21,8 @@ from sqlalchemy import Engine
 
 from alerts.mail import SmtpSender
 from monitor.config import DigestSection, SmtpSection
-from monitor.dedup import content_hash, guid_hash
-from monitor.digest import DigestService, period_of
+from monitor.ingest.dedup import content_hash, guid_hash
+from monitor.service.digest_job import DigestService, period_of
 from monitor.types import Article, Feed, FeedStatus, Match, Narrative, Tier
 from storage.digest_repo import DigestStore
 from storage.narratives_repo import MatchStore
@@ -165,7 +165,7 @@ def test_cli_writes_digests_to_files_without_smtp(tmp_path: Path) -> None:
     env = {**os.environ, "MONITOR_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}"}
 
     def monitor(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "monitor.cli", "--config", str(config), *args],
+        return subprocess.run([sys.executable, "-m", "monitor.cli.main", "--config", str(config), *args],
                               env=env, capture_output=True, text=True, timeout=120)
 
     sent = monitor("digest", "send", "--date", "2026-11-24")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitor.embed import (
+from monitor.matching.embedders import (
     DEFAULT_MODEL,
     HashingEmbedder,
     ModelError,
@@ -66,7 +66,7 @@ def test_hashing_ignores_case_and_kind() -> None:
 def test_hashing_is_the_same_in_another_process() -> None:
     # blake2b, not hash(): a vector stored by one process must match one computed by the next.
     code = (
-        "import json; from monitor.embed import HashingEmbedder;"
+        "import json; from monitor.matching.embedders import HashingEmbedder;"
         "print(json.dumps(HashingEmbedder(dimension=32).embed(['Один two three'], 'query')[0].tolist()))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "random"}

@@ -21,7 +21,7 @@ import redis
 from sqlalchemy import Engine, text
 
 from monitor.config import load_settings
-from monitor.engine import POLL_TASK, celery_app, feed_message
+from monitor.service.workers import POLL_TASK, celery_app, feed_message
 from monitor.types import Narrative
 from storage.db import open_engine, upgrade
 from storage.narratives_repo import MatchStore
@@ -176,7 +176,7 @@ class Cluster:
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = (self.tmp_path / f"{name}.log").open("wb")
         # A session of its own, so that a kill takes the whole worker down as a crash would.
-        proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", *args], env=self.env,
+        proc = subprocess.Popen([sys.executable, "-m", "monitor.cli.main", *args], env=self.env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.procs[name] = proc

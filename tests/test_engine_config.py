@@ -11,11 +11,18 @@ import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from monitor.cli import app
+from monitor.cli.main import app
 from monitor.config import load_settings
 from monitor.config_engine import shown_broker
-from monitor.engine import MATCH_TASK, POLL_TASK, Dispatcher, celery_app, feed_from_message, feed_message
 from monitor.errors import ConfigError
+from monitor.service.workers import (
+    MATCH_TASK,
+    POLL_TASK,
+    Dispatcher,
+    celery_app,
+    feed_from_message,
+    feed_message,
+)
 from monitor.types import Feed, FeedStatus
 from storage.clock import utc_now
 from storage.repo import Repository

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.embed import HashingEmbedder, SentenceTransformerEmbedder
 from monitor.errors import EvalDataError
-from monitor.evaluate import (
+from monitor.matching.embedders import HashingEmbedder, SentenceTransformerEmbedder
+from monitor.matching.evaluation import (
     EvalResult,
     EvalSet,
     QueryOutcome,
@@ -19,7 +19,7 @@ from monitor.evaluate import (
     sweep,
     threshold_metrics,
 )
-from monitor.match import Thresholds
+from monitor.matching.index import Thresholds
 from monitor.types import Tier
 
 DATA = Path(__file__).parent / "data" / "eval"

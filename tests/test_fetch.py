@@ -1,4 +1,4 @@
-"""monitor.fetch against a real HTTP server on 127.0.0.1 (tests.feedserver); nothing mocked."""
+"""monitor.ingest.fetch against a real HTTP server on 127.0.0.1 (tests.feedserver); nothing mocked."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 
 from monitor import __version__
 from monitor.errors import FetchError
-from monitor.fetch import Fetcher, FetchOptions
+from monitor.ingest.fetch import Fetcher, FetchOptions
 
 from feedserver import FeedServer, Request, Response
 

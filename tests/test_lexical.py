@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.embed import HashingEmbedder
-from monitor.lexical import LexicalIndex
-from monitor.match import NarrativeIndex, Thresholds
-from monitor.scoring import PLAIN, EmbeddedText, Fusion, Scorer
+from monitor.matching.embedders import HashingEmbedder
+from monitor.matching.index import NarrativeIndex, Thresholds
+from monitor.matching.lexical import LexicalIndex
+from monitor.matching.scoring import PLAIN, EmbeddedText, Fusion, Scorer
 from monitor.types import Tier
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.embed import HashingEmbedder
-from monitor.match import NarrativeIndex, Thresholds, best_sentence, tier_of
+from monitor.matching.embedders import HashingEmbedder
+from monitor.matching.index import NarrativeIndex, Thresholds, best_sentence, tier_of
 from monitor.types import Scored, Tier
 
 
@@ -201,8 +201,8 @@ def same_matches(got: list[Scored], want: list[Scored]) -> bool:
 
 
 def test_above_each_agrees_with_above_text_by_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("monitor.match._BLOCK_BYTES", 4 * 64 * 70)  # blocks split narratives
-    monkeypatch.setattr("monitor.match._MIN_BLOCK", 1)
+    monkeypatch.setattr("monitor.matching.index._BLOCK_BYTES", 4 * 64 * 70)  # blocks split narratives
+    monkeypatch.setattr("monitor.matching.index._MIN_BLOCK", 1)
     rng = np.random.default_rng(3)
     index = random_index(rng, 500, 16)
     texts = [rng.standard_normal((n, 16)).astype(np.float32) for n in (3, 0, 1, 32, 7, 21)]

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
-from monitor.dedup import content_hash, guid_hash
-from monitor.embed import Embedder, HashingEmbedder
-from monitor.match import Thresholds
-from monitor.matching import MatchStage
+from monitor.ingest.dedup import content_hash, guid_hash
+from monitor.matching.embedders import Embedder, HashingEmbedder
+from monitor.matching.index import Thresholds
+from monitor.matching.stage import MatchStage
 from monitor.types import Article, Feed, FeedStatus, Narrative, Tier
 from storage.narratives_repo import MatchStore
 from storage.repo import Repository

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.narratives import (
+from monitor.matching.narrative_files import (
     STARTER_NARRATIVES,
     ImportReport,
     NarrativeFileError,

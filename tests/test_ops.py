@@ -22,14 +22,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 from test_cli import RSS, monitor, rss, wait_for
 
-from monitor.cli_ops import ops_server
+from monitor.cli.status import ops_server
 from monitor.config import load_settings, parse_config
-from monitor.dedup import content_hash, guid_hash
-from monitor.embed import HashingEmbedder
 from monitor.errors import ConfigError
-from monitor.match import Thresholds
-from monitor.matching import MatchStage
-from monitor.ops import OpsServer, make_server
+from monitor.ingest.dedup import content_hash, guid_hash
+from monitor.matching.embedders import HashingEmbedder
+from monitor.matching.index import Thresholds
+from monitor.matching.stage import MatchStage
+from monitor.service.http import OpsServer, make_server
 from monitor.types import AlertStatus, Article, Feed, FeedState, FeedStatus, Match, Narrative, Tier
 from storage.db import open_engine
 from storage.digest_repo import DigestStore
@@ -290,7 +290,7 @@ def test_run_serves_healthz_and_metrics(tmp_path: Path, feed_server: FeedServer)
     port = _free_port()
     config = _config(tmp_path, f'\n[feeds.wire]\nurl = "{feed_server.url("/wire")}"\n', port)
     env = {**os.environ, "MONITOR_DATABASE_URL": f"sqlite:///{tmp_path}/run.db", "COLUMNS": "200"}
-    process = subprocess.Popen([sys.executable, "-m", "monitor.cli", "--config", str(config), "run"],
+    process = subprocess.Popen([sys.executable, "-m", "monitor.cli.main", "--config", str(config), "run"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.dedup import content_hash, guid_hash
 from monitor.errors import ParseError
-from monitor.parse import parse_feed
+from monitor.ingest.dedup import content_hash, guid_hash
+from monitor.ingest.parse import parse_feed
 from monitor.types import Article, Feed, FetchResult, ParsedFeed
 
 from corpus import CORPUS, expected_guids

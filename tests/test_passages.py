@@ -5,8 +5,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from monitor.embed import HashingEmbedder, Kind, Vectors
-from monitor.passages import split_passages, split_sentences
+from monitor.matching.embedders import HashingEmbedder, Kind, Vectors
+from monitor.matching.passages import split_passages, split_sentences
 
 
 class CountingEmbedder(HashingEmbedder):

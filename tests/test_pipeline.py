@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.fetch import Fetcher, FetchOptions
-from monitor.pipeline import Pipeline
+from monitor.ingest.fetch import Fetcher, FetchOptions
+from monitor.ingest.poller import Pipeline
 from monitor.types import Feed, FeedStatus
 from storage.repo import Repository
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from monitor.config import load_settings
-from monitor.fetch import Fetcher, FetchOptions
-from monitor.pipeline import Pipeline
-from monitor.scheduler import FeedScheduler
+from monitor.ingest.fetch import Fetcher, FetchOptions
+from monitor.ingest.poller import Pipeline
+from monitor.service.scheduler import FeedScheduler
 from storage.repo import Repository
 
 from feedserver import FeedServer, Response

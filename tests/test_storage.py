@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, text
 
-from monitor.dedup import content_hash, guid_hash
+from monitor.ingest.dedup import content_hash, guid_hash
 from monitor.types import Article, Feed, FeedState, FeedStatus, StoreOutcome
 from storage.db import current_revision, upgrade
 from storage.repo import Repository

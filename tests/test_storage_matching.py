@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, inspect, text
 
-from monitor.dedup import content_hash, guid_hash
+from monitor.ingest.dedup import content_hash, guid_hash
 from monitor.types import Article, Feed, FeedStatus, Match, Narrative, Tier
 from storage.narratives_repo import MatchStore, _fill, narrative_text_hash
 from storage.repo import Repository

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.text import clean_line, html_to_text, plain_to_text
+from monitor.ingest.text import clean_line, html_to_text, plain_to_text
 
 
 def test_paragraphs_become_lines_separated_by_one_blank_line() -> None:

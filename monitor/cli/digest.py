@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from monitor.cli_support import database, out, settings_of
+from monitor.cli.support import database, out, settings_of
 from monitor.config import Settings
-from monitor.digest import DigestService, make_mail_sender
+from monitor.service.digest_job import DigestService, make_mail_sender
 from storage.digest_repo import DigestStore
 
 digest_app = typer.Typer(help="Send or preview the daily digest email.", no_args_is_help=True)

@@ -1,6 +1,6 @@
 """Measuring the matcher on labelled data: ranking quality and what the alert thresholds catch.
 
-Everything is scored by `monitor.scoring.Scorer`, the path the pipeline uses, so the figures
+Everything is scored by `monitor.matching.scoring.Scorer`, the path the pipeline uses, so the figures
 describe what analysts would see. Loaders read the CLEF 2020 CheckThat! Task 2 layout or a
 user's own narratives file plus queries JSONL.
 """
@@ -17,12 +17,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from monitor.embed import Embedder
 from monitor.errors import EvalDataError, NarrativeFileError
-from monitor.lexical import LexicalIndex
-from monitor.match import NarrativeIndex, Thresholds
-from monitor.narratives import read_narratives
-from monitor.scoring import DEFAULT_FUSION, Fusion, Scorer, narrative_texts
+from monitor.matching.embedders import Embedder
+from monitor.matching.index import NarrativeIndex, Thresholds
+from monitor.matching.lexical import LexicalIndex
+from monitor.matching.narrative_files import read_narratives
+from monitor.matching.scoring import DEFAULT_FUSION, Fusion, Scorer, narrative_texts
 from monitor.types import Narrative, Tier
 
 Qrels = Mapping[str, frozenset[str]]

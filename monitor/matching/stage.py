@@ -14,18 +14,18 @@ from sqlalchemy import Engine
 
 from monitor.alerting import AlertPlanner, Router
 from monitor.config import Settings
-from monitor.embed import Embedder, HashingEmbedder, SentenceTransformerEmbedder
-from monitor.lexical import LexicalIndex
-from monitor.match import NarrativeIndex, Thresholds
-from monitor.metrics import observe_match_run
-from monitor.narratives import STARTER_NARRATIVES, read_narratives
-from monitor.scoring import DEFAULT_FUSION, EmbeddedText, Fusion, Scorer, TextScore, narrative_texts
+from monitor.matching.embedders import Embedder, HashingEmbedder, SentenceTransformerEmbedder
+from monitor.matching.index import NarrativeIndex, Thresholds
+from monitor.matching.lexical import LexicalIndex
+from monitor.matching.narrative_files import STARTER_NARRATIVES, read_narratives
+from monitor.matching.scoring import DEFAULT_FUSION, EmbeddedText, Fusion, Scorer, TextScore, narrative_texts
+from monitor.service.metrics import observe_match_run
 from monitor.types import Match, Narrative
 from storage.clock import utc_now
 from storage.narratives_repo import MatchStore
 from storage.outbox import DEFAULT_FLOOD, FloodRule, Outbox
 
-log = logging.getLogger("monitor.matching")
+log = logging.getLogger("monitor.matching.stage")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from monitor.types import Narrative
 if TYPE_CHECKING:
     from _csv import Reader  # what csv.reader() returns; a private name, for annotations only
 
-STARTER_NARRATIVES = Path(__file__).parent / "data" / "narratives.yaml"
+STARTER_NARRATIVES = Path(__file__).parents[1] / "data" / "narratives.yaml"
 
 _KNOWN_KEYS = frozenset(
     {"id", "title", "text", "summary", "examples", "keywords", "tags", "countries"}

@@ -19,9 +19,9 @@ from typing import Any
 
 import feedparser
 
-from monitor.dedup import canonical_url, content_hash, entry_guid, guid_hash
 from monitor.errors import ParseError
-from monitor.text import clean_line, html_to_text, plain_to_text
+from monitor.ingest.dedup import canonical_url, content_hash, entry_guid, guid_hash
+from monitor.ingest.text import clean_line, html_to_text, plain_to_text
 from monitor.types import Article, Feed, FetchResult, ParsedFeed
 
 # A date this far past the fetch is a publisher's clock or timezone error, not news

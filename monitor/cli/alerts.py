@@ -8,9 +8,9 @@ import typer
 from sqlalchemy import Engine
 
 from alerts.slack import BotSender, ConsoleSender, SlackSender, WebhookSender
-from monitor.cli_support import database, out, settings_of
+from monitor.cli.support import database, out, settings_of
 from monitor.config import Settings
-from monitor.deliver import Deliverer, DeliveryRun
+from monitor.service.delivery import Deliverer, DeliveryRun
 from storage.outbox import Outbox
 
 TOKEN_ENV = "SLACK_BOT_TOKEN"

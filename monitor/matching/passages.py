@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from monitor.embed import Embedder
+from monitor.matching.embedders import Embedder
 
 # Sentence ends: Latin terminators need a space, an opening quote or the end after them, so "3.5"
 # stays whole; CJK terminators need nothing, as CJK text puts no space between sentences.

@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin
 
 from monitor.errors import DiscoveryError, FetchError, ParseError
-from monitor.fetch import Fetcher
-from monitor.parse import parse_feed
+from monitor.ingest.fetch import Fetcher
+from monitor.ingest.parse import parse_feed
 from monitor.types import Feed, FetchResult
 
 FEED_TYPES = {

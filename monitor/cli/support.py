@@ -19,7 +19,7 @@ from storage.db import open_engine, upgrade
 
 out = Console()
 err = Console(stderr=True)
-log = logging.getLogger("monitor.cli")
+log = logging.getLogger("monitor.cli.main")
 
 
 @dataclass

@@ -20,7 +20,7 @@ from monitor.types import Digest
 from storage.clock import utc_now
 from storage.digest_repo import CHART_DAYS, DigestStore, Period
 
-log = logging.getLogger("monitor.digest")
+log = logging.getLogger("monitor.service.digest_job")
 
 PASSWORD_ENV = "MONITOR_SMTP_PASSWORD"
 

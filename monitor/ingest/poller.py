@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from monitor.backoff import next_poll_after_failure, next_poll_after_success
 from monitor.errors import FetchError, ParseError
-from monitor.fetch import Fetcher
-from monitor.parse import parse_feed
+from monitor.ingest.backoff import next_poll_after_failure, next_poll_after_success
+from monitor.ingest.fetch import Fetcher
+from monitor.ingest.parse import parse_feed
 from monitor.types import Feed as FeedConfig
 from monitor.types import (
     FeedState,
@@ -25,7 +25,7 @@ from monitor.types import (
 from storage.clock import utc_now
 from storage.repo import Repository
 
-log = logging.getLogger("monitor.pipeline")
+log = logging.getLogger("monitor.ingest.poller")
 
 
 @dataclass

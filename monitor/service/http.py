@@ -2,7 +2,7 @@
 
 Database figures are read at scrape time through `storage.ops_repo`, so every process that
 serves them reports the same, correct numbers; only embedding times are process-local
-(`monitor.metrics`).
+(`monitor.service.metrics`).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.metrics import PROCESS_METRICS
+from monitor.service.metrics import PROCESS_METRICS
 from monitor.types import Feed, OpsFigures
 from storage.ops_repo import ping, read_figures
 
-log = logging.getLogger("monitor.ops")
+log = logging.getLogger("monitor.service.http")
 
 Check = Callable[[], str | None]  # None when healthy, otherwise what is wrong
 

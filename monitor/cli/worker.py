@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from monitor.cli_support import database, settings_of
+from monitor.cli.support import database, settings_of
 from monitor.config import Settings
 from monitor.config_engine import ENGINE_ENV
-from monitor.engine import QUEUES, Dispatcher, WorkerRuntime, celery_app, register_tasks, run_worker
 from monitor.errors import ConfigError
+from monitor.service.workers import QUEUES, Dispatcher, WorkerRuntime, celery_app, register_tasks, run_worker
 from storage.repo import Repository
 
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.embed import Embedder, Vectors
-from monitor.lexical import LexicalIndex
-from monitor.match import NarrativeIndex, Thresholds, best_sentence, tier_of
-from monitor.passages import split_passages
+from monitor.matching.embedders import Embedder, Vectors
+from monitor.matching.index import NarrativeIndex, Thresholds, best_sentence, tier_of
+from monitor.matching.lexical import LexicalIndex
+from monitor.matching.passages import split_passages
 from monitor.types import Narrative, Scored, Tier
 
 
@@ -38,7 +38,7 @@ class TextScore:
     passage: str
     evidence: str  # the passage's sentence closest to the narrative; "" when not asked for
     cosine: float = 0.0  # the embedding similarity alone
-    coverage: float = 0.0  # share of the narrative's weighted terms in the passage (monitor.lexical)
+    coverage: float = 0.0  # share of the narrative's weighted terms in the passage (monitor.matching.lexical)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Figures only the process that did the work knows: how long embedding and matching took.
 
 Everything the database can tell (feeds, articles, matches, outbox, digest) is read at scrape
-time by `monitor.ops` instead, so it is right whichever process did the work. These metrics
+time by `monitor.service.http` instead, so it is right whichever process did the work. These metrics
 belong to no registry of their own: each /metrics server registers them into its registry.
 """
 

@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from monitor.cli_support import out, settings_of
-from monitor.evaluate import EvalSet, build_scorer, evaluate, load_checkthat, load_jsonl_set, sweep
-from monitor.match import Thresholds
-from monitor.matching import make_embedder
-from monitor.scoring import Fusion
+from monitor.cli.support import out, settings_of
+from monitor.matching.evaluation import EvalSet, build_scorer, evaluate, load_checkthat, load_jsonl_set, sweep
+from monitor.matching.index import Thresholds
+from monitor.matching.scoring import Fusion
+from monitor.matching.stage import make_embedder
 
 SWEEP = [round(0.30 + 0.05 * n, 2) for n in range(13)]
 

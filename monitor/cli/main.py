@@ -20,20 +20,20 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import Engine
 
-from monitor.cli_alerts import alerts_app, describe, make_deliverer
-from monitor.cli_digest import digest_app, make_digest_service
-from monitor.cli_engine import dispatcher, worker
-from monitor.cli_eval import eval_command
-from monitor.cli_matching import match, matches, narratives_app, reembed
-from monitor.cli_ops import ops_server, status
-from monitor.cli_support import Context, database, err, log, out, settings_of, shown_url
+from monitor.cli.alerts import alerts_app, describe, make_deliverer
+from monitor.cli.digest import digest_app, make_digest_service
+from monitor.cli.evaluate import eval_command
+from monitor.cli.matching import match, matches, narratives_app, reembed
+from monitor.cli.status import ops_server, status
+from monitor.cli.support import Context, database, err, log, out, settings_of, shown_url
+from monitor.cli.worker import dispatcher, worker
 from monitor.config import Settings, load_settings, parse_duration
 from monitor.errors import ConfigError, MonitorError
-from monitor.fetch import Fetcher
-from monitor.logs import setup_logging
-from monitor.matching import MatchRun, build_stage
-from monitor.pipeline import Pipeline
-from monitor.scheduler import FeedScheduler
+from monitor.ingest.fetch import Fetcher
+from monitor.ingest.poller import Pipeline
+from monitor.matching.stage import MatchRun, build_stage
+from monitor.service.logs import setup_logging
+from monitor.service.scheduler import FeedScheduler
 from monitor.types import FeedReport, FeedStatus, PollResult
 from storage.repo import Repository
 
@@ -247,8 +247,8 @@ def feeds_add(
         "--name", help="Display name (default: the feed's title).")] = None,
 ) -> None:
     """Check that URL serves a feed (or find it in the page), then add it to feeds.toml."""
-    from monitor.discover import discover_feed
-    from monitor.feeds_file import add_feed
+    from monitor.cli.feeds_file import add_feed
+    from monitor.ingest.discover import discover_feed
 
     settings = settings_of(ctx)
     if interval is not None:

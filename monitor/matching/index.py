@@ -14,8 +14,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from monitor.embed import Embedder, Vectors
-from monitor.passages import split_sentences
+from monitor.matching.embedders import Embedder, Vectors
+from monitor.matching.passages import split_sentences
 from monitor.types import Scored, Tier
 
 Indices = NDArray[np.intp]

@@ -17,10 +17,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config import Settings
 from monitor.errors import ConfigError
-from monitor.pipeline import Pipeline
+from monitor.ingest.poller import Pipeline
 from monitor.types import Feed
 
-log = logging.getLogger("monitor.scheduler")
+log = logging.getLogger("monitor.service.scheduler")
 
 FIRST_POLL_SPREAD = 10.0  # seconds over which the first polls of many feeds are spread
 

@@ -13,8 +13,8 @@ import tomlkit
 from tomlkit.items import Table
 
 from monitor.config import parse_config
-from monitor.discover import DiscoveredFeed
 from monitor.errors import ConfigError
+from monitor.ingest.discover import DiscoveredFeed
 
 _ID_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _HOST_PREFIXES = ("www.", "feeds.", "feed.", "rss.", "rss2.", "news.")

@@ -14,9 +14,9 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from monitor.cli_support import database, log, out, settings_of, shown_url
+from monitor.cli.support import database, log, out, settings_of, shown_url
 from monitor.config import Settings
-from monitor.ops import OpsServer, make_server
+from monitor.service.http import OpsServer, make_server
 from monitor.types import Feed, OpsFigures
 from storage.ops_repo import read_figures
 

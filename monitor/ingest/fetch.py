@@ -21,9 +21,9 @@ from typing import NamedTuple
 import httpx
 
 from monitor import __version__
-from monitor.decoding import DECODE_ERRORS, BodyDecoder, BodyTooLarge
 from monitor.errors import FetchError
-from monitor.politeness import HostGate
+from monitor.ingest.decoding import DECODE_ERRORS, BodyDecoder, BodyTooLarge
+from monitor.ingest.politeness import HostGate
 from monitor.types import FetchResult
 
 ACCEPT = ", ".join(

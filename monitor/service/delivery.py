@@ -16,7 +16,7 @@ from monitor.types import AlertKind, AlertStatus, OutboxItem
 from storage.clock import utc_now
 from storage.outbox import Outbox
 
-log = logging.getLogger("monitor.deliver")
+log = logging.getLogger("monitor.service.delivery")
 
 CHANNEL_GAP = 1.0  # seconds between two messages to one channel: Slack's limit for chat.postMessage
 MAX_RETRY_DELAY = 3600.0

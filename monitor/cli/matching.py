@@ -14,15 +14,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from monitor.cli_support import database, err, out, settings_of
+from monitor.cli.support import database, err, out, settings_of
 from monitor.config import Settings, parse_duration
 from monitor.errors import MonitorError
-from monitor.fetch import Fetcher
-from monitor.matching import MatchStage, build_stage
-from monitor.narratives import read_narratives
-from monitor.parse import parse_feed
-from monitor.scoring import TextScore
-from monitor.text import clean_line, html_to_text
+from monitor.ingest.fetch import Fetcher
+from monitor.ingest.parse import parse_feed
+from monitor.ingest.text import clean_line, html_to_text
+from monitor.matching.narrative_files import read_narratives
+from monitor.matching.scoring import TextScore
+from monitor.matching.stage import MatchStage, build_stage
 from monitor.types import Feed, Narrative, Tier
 from storage.repo import Repository
 

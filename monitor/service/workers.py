@@ -27,15 +27,15 @@ from sqlalchemy import Engine
 
 from monitor.config import Settings
 from monitor.config_engine import EngineSettings, shown_broker
-from monitor.fetch import Fetcher
-from monitor.matching import MatchStage, build_stage
-from monitor.pipeline import Pipeline, backing_off
+from monitor.ingest.fetch import Fetcher
+from monitor.ingest.poller import Pipeline, backing_off
+from monitor.matching.stage import MatchStage, build_stage
 from monitor.types import Feed, FeedState, FeedStatus
 from storage.clock import utc_now
 from storage.locks import open_lock_engine, try_lock
 from storage.repo import Repository
 
-log = logging.getLogger("monitor.engine")
+log = logging.getLogger("monitor.service.workers")
 
 POLL_TASK = "monitor.poll_feed"
 MATCH_TASK = "monitor.match_pending"
