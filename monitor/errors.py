@@ -1,11 +1,13 @@
 """The errors Narrative Monitor raises on purpose.
 
     MonitorError                 base of everything below
-    ├── ConfigError              feeds.toml is missing, unreadable or invalid (lists every problem)
+    ├── ConfigError              feeds.toml is missing, unreadable or invalid (lists every problem);
+    │                            also a digest to mail with no recipients
     ├── FetchError               a feed could not be fetched (feed id, url, HTTP status, retry-after)
     ├── ParseError               a document held no feed at all
     ├── DiscoveryError           `feeds add` found no feed at the URL or in the page
-    ├── StorageError             the database cannot be opened or migrated
+    ├── StorageError             the database cannot be opened or migrated, or a write failed (operation)
+    │   └── NotFoundError        a row the operation needs is not stored (also a KeyError)
     ├── ModelError               an embedding model cannot be loaded (never downloaded at run time)
     └── DataFileError            a file given on the command line cannot be read (path, line)
         ├── NarrativeFileError   `narratives import`: the file as a whole (bad rows are reported, not raised)
@@ -72,7 +74,25 @@ class DiscoveryError(MonitorError):
 
 
 class StorageError(MonitorError):
-    """The database cannot be reached, opened or migrated."""
+    """The database cannot be reached, opened or migrated, or `operation` could not be done."""
+
+    def __init__(self, reason: str, *, operation: str | None = None) -> None:
+        self.reason = reason
+        self.operation = operation
+        super().__init__(f"{operation}: {reason}" if operation else reason)
+
+
+class NotFoundError(StorageError, KeyError):
+    """`operation` needs a `kind` row with id `key` that is not stored (a KeyError too)."""
+
+    def __init__(self, kind: str, key: object, *, operation: str, hint: str = "") -> None:
+        self.kind = kind
+        self.key = key
+        reason = f"{kind} {key!r} is not stored" + (f"; {hint}" if hint else "")
+        super().__init__(reason, operation=operation)
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 class ModelError(MonitorError):

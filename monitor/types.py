@@ -6,10 +6,22 @@ Frozen dataclasses only; this module imports nothing of ours so that `storage` a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # annotations only: `monitor --help` must not wait for numpy
+    import numpy as np
+    from numpy.typing import NDArray
+
+Clock = Callable[[], datetime]  # every repository and service takes one, so tests can fix time
+
+
+def utc_now() -> datetime:
+    """Now, as an aware UTC datetime."""
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,32 @@ class StoredArticle:
 
 
 @dataclass(frozen=True)
+class StoredCopy:
+    """An article stored as a copy of an earlier one: the same URL, or the same text."""
+
+    original_id: int  # the article it copies
+    article_id: int  # itself (the original's id when only its URL was seen again)
+    feed_id: str  # the outlet that carried the copy
+
+
+@dataclass(frozen=True)
+class ArticleText:
+    """What the matching stage embeds of a stored article."""
+
+    id: int
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ArticleOrigin:
+    """The feed an article was first stored from, and when it was published."""
+
+    feed_id: str
+    published: datetime
+
+
+@dataclass(frozen=True)
 class PollResult:
     """The outcome of polling one feed through the pipeline."""
 
@@ -223,6 +261,82 @@ class AlertIntent:
 
 
 @dataclass(frozen=True)
+class OutboxEntry:
+    """One complete outbox write, as the alert rules decided it; storage persists it as is.
+
+    Storage skips an entry whose key exists, and a reply whose parent key is not stored.
+    """
+
+    key: str
+    kind: AlertKind
+    channel: str
+    status: AlertStatus
+    due: datetime  # when it may first be delivered
+    created_at: datetime
+    article_id: int | None = None
+    narrative_id: str | None = None
+    parent_key: str | None = None  # replies: the alert they answer
+    feed_id: str | None = None  # replies: the outlet that also published the story
+
+
+@dataclass(frozen=True)
+class ArticleCopy:
+    """A stored copy of an article: one of its other sources, or a same-text duplicate."""
+
+    article_id: int
+    feed_id: str
+
+
+@dataclass(frozen=True)
+class AlertRef:
+    """An alert in the outbox, as a reply to it needs it."""
+
+    key: str
+    channel: str
+    narrative_id: str | None
+
+
+@dataclass(frozen=True)
+class AlertHead:
+    """A recent alert of a narrative with its article's first-passage vector (one story test)."""
+
+    key: str
+    channel: str
+    article_id: int
+    vector: NDArray[np.float32]
+
+
+class OutboxFacts(Protocol):
+    """What the alert rules may read from the outbox, inside the transaction that writes."""
+
+    def exists(self, key: str) -> bool:
+        """Whether an entry with this key is stored."""
+        ...
+
+    def alert_count(self, narrative_id: str, channel: str, since: datetime,
+                    statuses: frozenset[AlertStatus]) -> int:
+        """Alerts of a narrative on a channel created at or after `since`, in these statuses."""
+        ...
+
+    def feed_of(self, article_id: int) -> str | None:
+        """The feed the article was first stored from."""
+        ...
+
+    def copies_of(self, article_id: int) -> list[ArticleCopy]:
+        """Every source of the article (its own feed too), then articles that repeat its text."""
+        ...
+
+    def alerts_of(self, article_id: int, since: datetime) -> list[AlertRef]:
+        """Alerts (not replies or summaries) about the article created at or after `since`."""
+        ...
+
+
+# The rules storage runs inside its transaction: facts and "now" in, complete writes out.
+OutboxRules = Callable[[Sequence[AlertIntent], OutboxFacts, datetime], list[OutboxEntry]]
+CopyRules = Callable[[StoredCopy, OutboxFacts, datetime], list[OutboxEntry]]
+
+
+@dataclass(frozen=True)
 class OutboxItem:
     """One message waiting in the outbox."""
 
@@ -314,11 +428,35 @@ class Digest:
 
 
 @dataclass(frozen=True)
+class MatchedArticle:
+    """One match with its article, feed and narrative: a row the digest is built from."""
+
+    narrative_id: str
+    narrative_title: str
+    narrative_url: str | None
+    article_id: int
+    feed_id: str
+    outlet: str
+    title: str
+    url: str | None
+    published: datetime
+    score: float
+    tier: Tier
+    evidence: str
+
+
+class DigestStatus(StrEnum):
+    SENT = "sent"
+    SKIPPED = "skipped"  # nothing matched and empty digests are not sent
+    FAILED = "failed"  # retried until it goes out
+
+
+@dataclass(frozen=True)
 class DigestState:
     """How the most recent digest period went."""
 
     period: str  # "YYYY-MM-DD", local day
-    status: str  # "sent", "skipped" or "failed"
+    status: DigestStatus
     attempts: int
     last_error: str | None
 

@@ -1,13 +1,7 @@
-"""The time source every repository takes, so tests can fix it."""
+"""Moved: `Clock` and `utc_now` live in monitor.types. Kept until the last importers follow."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from monitor.types import Clock, utc_now
 
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """Now, as an aware UTC datetime."""
-    return datetime.now(UTC)
+__all__ = ["Clock", "utc_now"]

@@ -2,80 +2,45 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Collection
+from datetime import datetime
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import sessionmaker
 
-from monitor.types import Digest, DigestArticle, DigestNarrative, FailingFeed
-from storage.clock import Clock, utc_now
+from monitor.types import Clock, DigestStatus, FailingFeed, MatchedArticle, Tier, utc_now
 from storage.tables import ArticleRow, DigestRow, FeedRow, MatchRow, NarrativeRow
-
-CHART_DAYS = 7
-
-
-@dataclass(frozen=True)
-class _Seen:
-    narrative_id: str
-    article_id: int
-    feed_id: str
-    published: datetime
-    score: float
-
-
-@dataclass(frozen=True)
-class Period:
-    """A digest's day: its key, start and end (aware), and the chart's days before it."""
-
-    key: str  # "YYYY-MM-DD"
-    start: datetime
-    end: datetime
-    timezone: str
-    days: tuple[tuple[str, datetime, datetime], ...]  # CHART_DAYS days ending with this one
 
 
 class DigestStore:
-    """Reads for the digest, and the record of which periods were sent."""
+    """Reads for the digest (alerts.digest_build.DigestSource), and which periods were sent."""
 
     def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._clock = clock
 
-    def build(self, period: Period, top: int = 5) -> Digest:
-        """The digest of one period, from the stored matches."""
-        week_start = period.start - timedelta(days=CHART_DAYS)
-        seen = self._seen(min(week_start, period.days[0][1]), period.end)
-        in_period = [s for s in seen if period.start <= s.published < period.end]
-        by_narrative: dict[str, list[_Seen]] = defaultdict(list)
-        for s in in_period:
-            by_narrative[s.narrative_id].append(s)
-        earlier = {s.narrative_id for s in seen if s.published < period.start}
-        earlier |= self._matched_before(week_start, set(by_narrative) - earlier)
-        narratives = [
-            self._narrative(nid, items, seen, period, nid not in earlier, top)
-            for nid, items in by_narrative.items()
-        ]
-        narratives.sort(key=lambda n: (-n.articles, -n.alerts, n.title))
-        return Digest(
-            start=period.start, end=period.end, timezone=period.timezone, narratives=tuple(narratives),
-            failing_feeds=self.failing_feeds(), days=tuple(day for day, _s, _e in period.days),
-            daily=self._daily(seen, period),
-        )
-
-    def _seen(self, start: datetime, end: datetime) -> list[_Seen]:
+    def matched(self, start: datetime, end: datetime) -> list[MatchedArticle]:
+        """Every match of an article published in [start, end), with its article, feed and narrative."""
         query = (
-            select(MatchRow.narrative_id, MatchRow.article_id, ArticleRow.feed_id,
-                   ArticleRow.published_at, MatchRow.score)
+            select(MatchRow.narrative_id, NarrativeRow.title, NarrativeRow.url, MatchRow.article_id,
+                   ArticleRow.feed_id, FeedRow.name, ArticleRow.title, ArticleRow.url,
+                   ArticleRow.published_at, MatchRow.score, MatchRow.tier, MatchRow.evidence)
             .join(ArticleRow, ArticleRow.id == MatchRow.article_id)
+            .join(NarrativeRow, NarrativeRow.id == MatchRow.narrative_id)
+            .outerjoin(FeedRow, FeedRow.id == ArticleRow.feed_id)
             .where(ArticleRow.published_at >= start, ArticleRow.published_at < end)
         )
         with self._sessions() as session:
-            return [_Seen(*row) for row in session.execute(query)]
+            return [
+                MatchedArticle(narrative_id=nid, narrative_title=n_title, narrative_url=n_url,
+                               article_id=aid, feed_id=feed_id, outlet=outlet or feed_id, title=title,
+                               url=url, published=published, score=score, tier=Tier(tier), evidence=evidence)
+                for nid, n_title, n_url, aid, feed_id, outlet, title, url, published, score, tier, evidence
+                in session.execute(query)
+            ]
 
-    def _matched_before(self, moment: datetime, narrative_ids: set[str]) -> set[str]:
+    def matched_before(self, moment: datetime, narrative_ids: Collection[str]) -> set[str]:
+        """Those of the narratives matched by an article published before `moment`."""
         if not narrative_ids:
             return set()
         query = (
@@ -85,62 +50,6 @@ class DigestStore:
         )
         with self._sessions() as session:
             return set(session.scalars(query))
-
-    def _narrative(
-        self, narrative_id: str, items: list[_Seen], seen: list[_Seen], period: Period,
-        first_seen: bool, top: int,
-    ) -> DigestNarrative:
-        day_before = period.start - timedelta(days=1)
-        week_start = period.start - timedelta(days=CHART_DAYS)
-        before = {s.article_id for s in seen if s.narrative_id == narrative_id
-                  and day_before <= s.published < period.start}
-        week = {s.article_id for s in seen if s.narrative_id == narrative_id
-                and week_start <= s.published < period.start}
-        best = sorted(items, key=lambda s: -s.score)[:top]
-        title, url, articles = self._details(narrative_id, [s.article_id for s in best])
-        return DigestNarrative(
-            narrative_id=narrative_id, title=title, url=url,
-            articles=len({s.article_id for s in items}), outlets=len({s.feed_id for s in items}),
-            alerts=sum(1 for a in self._tiers(narrative_id, items) if a == "alert"),
-            previous_day=len(before), week_average=round(len(week) / CHART_DAYS, 2),
-            first_seen=first_seen, top=tuple(articles),
-        )
-
-    def _tiers(self, narrative_id: str, items: Sequence[_Seen]) -> list[str]:
-        query = select(MatchRow.tier).where(
-            MatchRow.narrative_id == narrative_id, MatchRow.article_id.in_([s.article_id for s in items])
-        )
-        with self._sessions() as session:
-            return list(session.scalars(query))
-
-    def _details(
-        self, narrative_id: str, article_ids: list[int]
-    ) -> tuple[str, str | None, list[DigestArticle]]:
-        query = (
-            select(MatchRow, ArticleRow, FeedRow)
-            .join(ArticleRow, ArticleRow.id == MatchRow.article_id)
-            .join(FeedRow, FeedRow.id == ArticleRow.feed_id)
-            .where(MatchRow.narrative_id == narrative_id, MatchRow.article_id.in_(article_ids))
-            .order_by(MatchRow.score.desc())
-        )
-        with self._sessions() as session:
-            narrative = session.get_one(NarrativeRow, narrative_id)
-            articles = [
-                DigestArticle(title=a.title, url=a.url, outlet=f.name or f.id, published=a.published_at,
-                              score=m.score, tier=m.tier, evidence=m.evidence)
-                for m, a, f in session.execute(query)
-            ]
-        return narrative.title, narrative.url, articles
-
-    def _daily(self, seen: list[_Seen], period: Period) -> dict[str, tuple[int, ...]]:
-        with self._sessions() as session:
-            titles = {i: t for i, t in session.execute(select(NarrativeRow.id, NarrativeRow.title))}
-        per_day: dict[str, Counter[int]] = defaultdict(Counter)
-        for index, (_day, start, end) in enumerate(period.days):
-            for s in {(s.narrative_id, s.article_id): s for s in seen if start <= s.published < end}.values():
-                per_day[s.narrative_id][index] += 1
-        return {titles.get(nid, nid): tuple(counts[i] for i in range(len(period.days)))
-                for nid, counts in per_day.items()}
 
     def failing_feeds(self) -> tuple[FailingFeed, ...]:
         """Feeds whose last poll failed, most errors first."""
@@ -154,22 +63,23 @@ class DigestStore:
                 for f in session.scalars(query)
             )
 
-    def status(self, period_key: str) -> str | None:
-        """"sent", "skipped", "failed", or None if never attempted."""
+    def status(self, period_key: str) -> DigestStatus | None:
+        """How the period's last attempt went, or None if it was never attempted."""
         with self._sessions() as session:
             row = session.get(DigestRow, period_key)
-            return row.status if row else None
+            return DigestStatus(row.status) if row else None
 
-    def record(self, period_key: str, status: str, *, destination: str | None = None,
+    def record(self, period_key: str, status: DigestStatus, *, destination: str | None = None,
                error: str | None = None) -> None:
-        """Record an attempt; only "sent" and "skipped" end the period's retries."""
+        """Record an attempt and how it went."""
         now = self._clock()
+        status = DigestStatus(status)
         with self._sessions.begin() as session:
             row = session.get(DigestRow, period_key)
             if row is None:
                 row = DigestRow(period=period_key, attempts=0, updated_at=now)
                 session.add(row)
-            row.status, row.attempts, row.updated_at = status, row.attempts + 1, now
+            row.status, row.attempts, row.updated_at = status.value, row.attempts + 1, now
             row.last_error, row.destination = error, destination
-            if status == "sent":
+            if status is DigestStatus.SENT:
                 row.sent_at = now

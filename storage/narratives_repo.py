@@ -9,28 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import ColumnExpressionArgument, Engine, Table, delete, func, or_, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Select
 
-from monitor.types import AlertIntent, Match, Narrative, Tier
-from storage.clock import Clock, utc_now
+from monitor.errors import NotFoundError, StorageError
+from monitor.types import AlertIntent, ArticleText, Clock, Match, Narrative, OutboxRules, Tier, utc_now
 from storage.db import reader
-from storage.outbox import DEFAULT_FLOOD, FloodRule, enqueue
+from storage.outbox_write import SessionFacts, write_entries
 from storage.tables import ArticlePassageRow, ArticleRow, MatchRow, NarrativeRow, NarrativeVectorRow
+from storage.vectors import Keys, Vectors, checked_vectors, fill, replace_vectors, upsert
 
-Vectors = NDArray[np.float32]
 Passages = Mapping[int, tuple[Sequence[str], NDArray[Any]]]  # article id -> (texts, vectors)
-_STORED = np.dtype("<f4")
-Keys = tuple[Any, ...]  # the columns of a stored vector's row other than the vector
 _STREAM_ROWS = 2048  # vector rows fetched from the database at a time
 _PASSAGES: Table = ArticlePassageRow.__table__  # type: ignore[assignment]
 _NARRATIVE_VECTORS: Table = NarrativeVectorRow.__table__  # type: ignore[assignment]
@@ -104,12 +100,13 @@ class MatchStore:
         self, model_id: str, narrative_id: str, texts: Sequence[str], vectors: NDArray[Any]
     ) -> None:
         """Replace the narrative's vectors for the model: one row per text."""
-        array = _checked(texts, vectors)
+        array = checked_vectors(texts, vectors)
         with self._sessions.begin() as session:
             if session.get(NarrativeRow, narrative_id) is None:
-                raise KeyError(f"narrative {narrative_id!r} is not stored; upsert it first")
+                raise NotFoundError("narrative", narrative_id, operation="save narrative vectors",
+                                    hint="upsert it first")
             key = {"narrative_id": narrative_id, "model_id": model_id}
-            _replace_vectors(session, _NARRATIVE_VECTORS, key, "row", texts, array)
+            replace_vectors(session, _NARRATIVE_VECTORS, key, "row", texts, array)
 
     def load_narrative_vectors(self, model_id: str, enabled_only: bool = True) -> tuple[list[str], Vectors]:
         """The narrative id of each row, and all rows as one (rows x dimension) float32 matrix.
@@ -147,12 +144,12 @@ class MatchStore:
         with reader(self.engine).connect() as connection:
             expected = connection.execute(count).scalar_one()
             rows = connection.execution_options(yield_per=_STREAM_ROWS).execute(query)
-            return _fill(rows, expected, model_id)
+            return fill(rows, expected, model_id)
 
     # Articles and their passages
 
-    def articles_to_embed(self, model_id: str, limit: int) -> list[tuple[int, str, str]]:
-        """(id, title, text) of articles without passages for the model, duplicates left out."""
+    def articles_to_embed(self, model_id: str, limit: int) -> list[ArticleText]:
+        """Articles without passages for the model, duplicates left out, oldest first."""
         embedded = select(ArticlePassageRow.idx).where(
             ArticlePassageRow.model_id == model_id, ArticlePassageRow.article_id == ArticleRow.id
         ).exists()
@@ -163,7 +160,7 @@ class MatchStore:
             .limit(limit)
         )
         with self.engine.connect() as connection:
-            return [(row[0], row[1], row[2]) for row in connection.execute(query)]
+            return [ArticleText(row[0], row[1], row[2]) for row in connection.execute(query)]
 
     def save_passages_and_matches(
         self,
@@ -171,24 +168,28 @@ class MatchStore:
         passages: Passages,
         matches: Sequence[Match],
         alerts: Mapping[tuple[int, str], Sequence[AlertIntent]] | None = None,
-        flood: FloodRule = DEFAULT_FLOOD,
+        rules: OutboxRules | None = None,
     ) -> list[Match]:
         """Replace the articles' passages, upsert the matches, in one transaction; the new matches.
 
-        `alerts` are the outbox intents of each (article, narrative): written in the same
-        transaction for the matches that are new, so an alert is never lost nor sent twice.
+        `alerts` are the outbox intents of each (article, narrative); for the matches that are
+        new, what `rules` make of them is written in the same transaction, so an alert is never
+        lost nor sent twice.
         """
-        checked = {aid: (texts, _checked(texts, vectors)) for aid, (texts, vectors) in passages.items()}
+        checked = {aid: (texts, checked_vectors(texts, vecs)) for aid, (texts, vecs) in passages.items()}
         now = self._clock()
         with self._sessions.begin() as session:
             for article_id in sorted(checked):  # a fixed lock order: no deadlocks between callers
                 texts, array = checked[article_id]
                 key = {"article_id": article_id, "model_id": model_id}
-                _replace_vectors(session, _PASSAGES, key, "idx", texts, array)
+                replace_vectors(session, _PASSAGES, key, "idx", texts, array)
             ordered = sorted(matches, key=lambda m: (m.article_id, m.narrative_id))
             new = [m for m in ordered if _upsert_match(session, model_id, m, now)]
             intents = [i for m in new for i in (alerts or {}).get((m.article_id, m.narrative_id), ())]
-            enqueue(session, intents, now, flood)
+            if intents:
+                if rules is None:
+                    raise ValueError("alert intents need the outbox rules that turn them into writes")
+                write_entries(session, rules(intents, SessionFacts(session), now))
         return new
 
     def recent_passages(self, model_id: str, since: datetime) -> tuple[list[int], list[str], Vectors]:
@@ -239,7 +240,8 @@ def _upsert_with_retry(session: Session, narrative: Narrative, now: datetime) ->
                 return _upsert_narrative(session, narrative, now)
         except IntegrityError:
             continue
-    raise RuntimeError(f"could not store narrative {narrative.id!r}")
+    raise StorageError(f"narrative {narrative.id!r} kept conflicting with concurrent writers",
+                       operation="store narrative")
 
 
 def _upsert_narrative(session: Session, narrative: Narrative, now: datetime) -> bool:
@@ -294,7 +296,7 @@ def _upsert_match(session: Session, model_id: str, match: Match, now: datetime) 
         "evidence": match.evidence, "model_id": model_id,
     }
     key = {"article_id": match.article_id, "narrative_id": match.narrative_id}
-    insert = _insert(session, MatchRow.__table__)
+    insert = upsert(session, MatchRow.__table__)
     inserted = session.execute(
         insert.values(**key, **values, created_at=now, updated_at=now)
         .on_conflict_do_nothing(index_elements=list(key))
@@ -311,69 +313,3 @@ def _upsert_match(session: Session, model_id: str, match: Match, now: datetime) 
         .execution_options(synchronize_session=False)
     )
     return False
-
-
-def _replace_vectors(
-    session: Session, table: Table, key: Mapping[str, object], position: str,
-    texts: Sequence[str], vectors: Vectors,
-) -> None:
-    """Make the rows under `key` exactly these texts and vectors, numbered from 0 by `position`."""
-    # Upsert, then drop the surplus: concurrent writers of the same key wait for each other
-    # instead of failing on the primary key, and lock rows in ascending order.
-    rows = [
-        {**key, position: i, "text": text, "vector": vector.tobytes()}
-        for i, (text, vector) in enumerate(zip(texts, vectors, strict=True))
-    ]
-    insert = _insert(session, table)
-    session.execute(
-        insert.on_conflict_do_update(
-            index_elements=[*key, position],
-            set_={"text": insert.excluded.text, "vector": insert.excluded.vector},
-        ),
-        rows,
-    )
-    matching_key = [table.c[name] == value for name, value in key.items()]
-    session.execute(delete(table).where(*matching_key, table.c[position] >= len(rows)))
-
-
-def _insert(session: Session, table: Any) -> sqlite.Insert | postgresql.Insert:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"upserts are written for SQLite and PostgreSQL, not {dialect}")
-
-
-def _checked(texts: Sequence[str], vectors: NDArray[Any]) -> Vectors:
-    """The vectors as little-endian float32, after checking they fit the texts."""
-    array = np.ascontiguousarray(vectors, dtype=_STORED)
-    if array.ndim != 2:
-        raise ValueError(f"vectors must be 2-D (one row per text), got shape {array.shape}")
-    if array.shape[0] != len(texts):
-        raise ValueError(f"{len(texts)} texts but {array.shape[0]} vector rows")
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        # Nothing stored would look like "not embedded yet": the item would come back forever.
-        raise ValueError(f"no vectors (shape {array.shape}): give at least one text and vector")
-    return array
-
-
-def _fill(rows: Iterable[Sequence[Any]], expected: int, model_id: str) -> tuple[list[Keys], Vectors]:
-    """Rows ending in a stored vector: the other columns, and the vectors as one float32 matrix.
-
-    The matrix is allocated once for the `expected` rows and filled as they stream in, so a large
-    index never exists twice in memory (as blobs and as an array) while it loads.
-    """
-    keys: list[Keys] = []
-    matrix = np.empty((0, 0), dtype=np.float32)
-    for row in rows:
-        blob = row[-1]
-        if not keys:
-            matrix = np.empty((max(expected, 1), len(blob) // _STORED.itemsize), dtype=np.float32)
-        if len(blob) != matrix.shape[1] * _STORED.itemsize or len(blob) % _STORED.itemsize:
-            raise ValueError(f"stored vectors of model {model_id!r} differ in dimension")
-        if len(keys) == len(matrix):  # rows were added after they were counted
-            matrix = np.concatenate([matrix, np.empty_like(matrix)])
-        matrix[len(keys)] = np.frombuffer(blob, dtype=_STORED)
-        keys.append(tuple(row[:-1]))  # not the row: it would keep the blob alive
-    return keys, matrix[: len(keys)] if keys else matrix

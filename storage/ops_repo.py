@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from monitor.types import AlertStatus, DigestState, Feed, FeedStatus, OpsFigures, Tier
+from monitor.types import AlertStatus, DigestState, DigestStatus, Feed, FeedStatus, OpsFigures, Tier
 from storage.db import reader
 from storage.repo import shown_status
 from storage.tables import AlertRow, ArticleRow, DigestRow, FeedRow, MatchRow
@@ -87,5 +87,5 @@ def _digest(connection: Connection) -> tuple[DigestState | None, datetime | None
         .order_by(DigestRow.period.desc()).limit(1)
     ).first()
     sent = connection.scalar(select(func.max(DigestRow.sent_at)))
-    state = DigestState(latest[0], latest[1], latest[2], latest[3]) if latest else None
+    state = DigestState(latest[0], DigestStatus(latest[1]), latest[2], latest[3]) if latest else None
     return state, sent

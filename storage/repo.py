@@ -9,18 +9,22 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.errors import NotFoundError, StorageError
 from monitor.types import (
     Article,
+    Clock,
+    CopyRules,
     Feed,
     FeedReport,
     FeedState,
     FeedStatus,
     StoredArticle,
+    StoredCopy,
     StoreOutcome,
+    utc_now,
 )
-from storage.clock import Clock, utc_now
 from storage.db import reader
-from storage.outbox import enqueue_syndication
+from storage.outbox_write import SessionFacts, write_entries
 from storage.tables import ArticlePassageRow, ArticleRow, ArticleSourceRow, FeedRow
 
 _IN_CHUNK = 500  # values in one IN (...): well under every backend's parameter limit
@@ -80,12 +84,16 @@ class Repository:
             _update_state(session, state)
 
     def record_success(
-        self, state: FeedState, articles: Sequence[Article]
+        self, state: FeedState, articles: Sequence[Article], copies: CopyRules | None = None
     ) -> list[StoredArticle]:
-        """Store a fetched document's articles and the feed's new state in one transaction."""
+        """Store a fetched document's articles and the feed's new state in one transaction.
+
+        For each article stored as a copy of another, what `copies` make of it (replies under
+        the original's alerts) is written to the outbox in the same transaction.
+        """
         with self._sessions.begin() as session:
             unchanged = _unchanged(session, articles)
-            stored = [unchanged.get((a.feed_id, a.guid_hash)) or self._store_one(session, a)
+            stored = [unchanged.get((a.feed_id, a.guid_hash)) or self._store_one(session, a, copies)
                       for a in articles]
             _update_state(session, state)
         return stored
@@ -105,16 +113,23 @@ class Repository:
 
     # Articles
 
-    def _store_one(self, session: Session, article: Article) -> StoredArticle:
+    def _store_one(self, session: Session, article: Article, copies: CopyRules | None) -> StoredArticle:
         # A savepoint per article: a concurrent insert of the same URL by another feed makes
         # ours fail on the unique key; we then find theirs and record this one as a duplicate.
         for _attempt in range(3):
             try:
                 with session.begin_nested():
-                    return _store(session, article, self._clock())
+                    now = self._clock()
+                    stored = _store(session, article, now)
+                    if copies is not None and stored.outcome is StoreOutcome.DUPLICATE:
+                        assert stored.duplicate_of is not None
+                        copy = StoredCopy(stored.duplicate_of, stored.id, article.feed_id)
+                        write_entries(session, copies(copy, SessionFacts(session), now))
+                    return stored
             except IntegrityError:
                 continue
-        raise RuntimeError(f"could not store article {article.guid!r} of feed {article.feed_id!r}")
+        raise StorageError(f"article {article.guid!r} of feed {article.feed_id!r} kept conflicting "
+                           "with concurrent writers", operation="store article")
 
     def article_count(self, feed_id: str | None = None) -> int:
         """How many articles are stored (for one feed: how many it delivered)."""
@@ -141,7 +156,6 @@ def _store(session: Session, article: Article, now: datetime) -> StoredArticle:
         same_url = session.scalar(select(ArticleRow.id).where(ArticleRow.url == article.url))
         if same_url is not None:
             _add_source(session, article, same_url, now)
-            enqueue_syndication(session, same_url, same_url, article.feed_id, now)
             return StoredArticle(same_url, StoreOutcome.DUPLICATE, duplicate_of=same_url)
     same_text = session.scalar(
         select(func.min(ArticleRow.id)).where(ArticleRow.content_hash == article.content_hash)
@@ -150,8 +164,6 @@ def _store(session: Session, article: Article, now: datetime) -> StoredArticle:
     session.add(row)
     session.flush()
     _add_source(session, article, row.id, now)
-    if same_text is not None:
-        enqueue_syndication(session, same_text, row.id, article.feed_id, now)
     outcome = StoreOutcome.NEW if same_text is None else StoreOutcome.DUPLICATE
     return StoredArticle(row.id, outcome, duplicate_of=same_text)
 
@@ -236,7 +248,8 @@ def _update_state(session: Session, state: FeedState) -> None:
         ).execution_options(synchronize_session=False)
     )
     if session.connection().execute(statement).rowcount == 0:
-        raise KeyError(f"feed {state.feed_id!r} is not in the database; sync the configuration first")
+        raise NotFoundError("feed", state.feed_id, operation="save feed state",
+                            hint="sync the configuration first")
 
 
 def _new_feed_row(feed: Feed, now: datetime) -> FeedRow:

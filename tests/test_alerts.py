@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from alerts.outbox_rules import copy_entries
 from alerts.slack import BotSender, WebhookSender
 from monitor.config import Settings, load_settings
 from monitor.ingest.dedup import content_hash, guid_hash
@@ -84,7 +85,7 @@ class World:
                           text, None, "en", now, now, content_hash(title, text))
         state = self.repo.feed_state(feed_id)
         assert state is not None
-        (stored,) = self.repo.record_success(replace(state, status=FeedStatus.OK), [article])
+        (stored,) = self.repo.record_success(replace(state, status=FeedStatus.OK), [article], copy_entries)
         return stored.id
 
 

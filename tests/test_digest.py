@@ -19,10 +19,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 
+from alerts.digest_build import period_of
 from alerts.mail import SmtpSender
 from monitor.config import DigestSection, SmtpSection
 from monitor.ingest.dedup import content_hash, guid_hash
-from monitor.service.digest_job import DigestService, period_of
+from monitor.service.digest_job import DigestService
 from monitor.types import Article, Feed, FeedStatus, Match, Narrative, Tier
 from storage.digest_repo import DigestStore
 from storage.narratives_repo import MatchStore

@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import Engine, inspect, text
 
 from monitor.ingest.dedup import content_hash, guid_hash
-from monitor.types import Article, Feed, FeedStatus, Match, Narrative, Tier
-from storage.narratives_repo import MatchStore, _fill, narrative_text_hash
+from monitor.types import Article, ArticleText, Feed, FeedStatus, Match, Narrative, Tier
+from storage.narratives_repo import MatchStore, narrative_text_hash
 from storage.repo import Repository
+from storage.vectors import fill
 
 T0 = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
 MODEL = "test-model"
@@ -164,13 +165,14 @@ def test_articles_to_embed_skips_embedded_and_duplicates(engine: Engine, store: 
     first, second = add_articles(engine, "One.", "Two.")
     (copy,) = add_articles(engine, "Two. ")  # same text under another URL: a duplicate
     assert copy not in (first, second)
-    assert store.articles_to_embed(MODEL, 10) == [(first, "Title", "One."), (second, "Title", "Two.")]
-    assert store.articles_to_embed(MODEL, 1) == [(first, "Title", "One.")]
+    assert store.articles_to_embed(MODEL, 10) == [ArticleText(first, "Title", "One."),
+                                                  ArticleText(second, "Title", "Two.")]
+    assert store.articles_to_embed(MODEL, 1) == [ArticleText(first, "Title", "One.")]
     store.save_passages_and_matches(MODEL, {first: (["One."], vectors(1))}, [])
-    assert [a[0] for a in store.articles_to_embed(MODEL, 10)] == [second]
-    assert [a[0] for a in store.articles_to_embed("another-model", 10)] == [first, second]
+    assert [a.id for a in store.articles_to_embed(MODEL, 10)] == [second]
+    assert [a.id for a in store.articles_to_embed("another-model", 10)] == [first, second]
     assert store.delete_passages(MODEL) == 1
-    assert [a[0] for a in store.articles_to_embed(MODEL, 10)] == [first, second]
+    assert [a.id for a in store.articles_to_embed(MODEL, 10)] == [first, second]
 
 
 def test_passages_are_replaced_and_deleted_per_model(engine: Engine, store: MatchStore) -> None:
@@ -278,13 +280,13 @@ def test_vectors_stream_into_one_matrix(store: MatchStore, monkeypatch: pytest.M
 def test_fill_copes_with_rows_added_or_removed_after_the_count() -> None:
     rows = [("a", v.tobytes()) for v in vectors(5, seed=3)]
     for expected in (0, 1, 5, 9):
-        keys, matrix = _fill(iter(rows), expected, MODEL)
+        keys, matrix = fill(iter(rows), expected, MODEL)
         assert keys == [("a",)] * 5
         assert matrix.tobytes() == vectors(5, seed=3).tobytes()
-    keys, matrix = _fill(iter([]), 3, MODEL)
+    keys, matrix = fill(iter([]), 3, MODEL)
     assert keys == [] and matrix.shape == (0, 0)
     with pytest.raises(ValueError, match="differ in dimension"):
-        _fill(iter([("a", b"12345")]), 1, MODEL)
+        fill(iter([("a", b"12345")]), 1, MODEL)
 
 
 def test_narrative_thresholds_of_enabled_narratives(store: MatchStore) -> None:

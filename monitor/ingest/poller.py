@@ -9,20 +9,22 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from alerts.outbox_rules import copy_entries
 from monitor.errors import FetchError, ParseError
 from monitor.ingest.backoff import next_poll_after_failure, next_poll_after_success
 from monitor.ingest.fetch import Fetcher
 from monitor.ingest.parse import parse_feed
-from monitor.types import Feed as FeedConfig
 from monitor.types import (
+    CopyRules,
     FeedState,
     FeedStatus,
     FetchResult,
     PollResult,
     StoredArticle,
     StoreOutcome,
+    utc_now,
 )
-from storage.clock import utc_now
+from monitor.types import Feed as FeedConfig
 from storage.repo import Repository
 
 log = logging.getLogger("monitor.ingest.poller")
@@ -37,6 +39,7 @@ class Pipeline:
     max_backoff: float = 86400.0
     clock: Callable[[], datetime] = utc_now
     rng: random.Random = field(default_factory=random.Random)
+    copies: CopyRules = copy_entries  # replies under earlier alerts, written as copies are stored
 
     def poll_feed(self, feed: FeedConfig, *, force: bool = False) -> PollResult:
         """Poll one feed unless it is gone or (without `force`) backing off."""
@@ -97,7 +100,7 @@ class Pipeline:
         except ParseError as exc:
             return self._failed(feed, _moved(state, doc), exc.reason, doc.status, None)
         success = self._succeeded(feed, state, doc)
-        stored = self.repo.record_success(success, parsed.articles)
+        stored = self.repo.record_success(success, parsed.articles, self.copies)
         result = _summarise(feed.id, success.url, doc.status, stored, parsed.warning)
         _log_result(result)
         return result

@@ -12,18 +12,18 @@ from datetime import datetime, timedelta
 import numpy as np
 from sqlalchemy import Engine
 
-from monitor.alerting import AlertPlanner, Router
-from monitor.config import Settings
+from alerts.outbox_rules import DEFAULT_FLOOD, FloodRule, flood_rules
+from alerts.planner import AlertPlanner, Route, Router
+from monitor.config import AlertsSection, Settings
 from monitor.matching.embedders import Embedder, HashingEmbedder, SentenceTransformerEmbedder
 from monitor.matching.index import NarrativeIndex, Thresholds
 from monitor.matching.lexical import LexicalIndex
 from monitor.matching.narrative_files import STARTER_NARRATIVES, read_narratives
 from monitor.matching.scoring import DEFAULT_FUSION, EmbeddedText, Fusion, Scorer, TextScore, narrative_texts
 from monitor.service.metrics import observe_match_run
-from monitor.types import Match, Narrative
-from storage.clock import utc_now
+from monitor.types import Match, Narrative, utc_now
 from storage.narratives_repo import MatchStore
-from storage.outbox import DEFAULT_FLOOD, FloodRule, Outbox
+from storage.outbox import Outbox
 
 log = logging.getLogger("monitor.matching.stage")
 
@@ -109,8 +109,8 @@ class MatchStage:
             articles = passages = 0
             new: list[Match] = []
             while batch := self.store.articles_to_embed(self.embedder.model_id, self.batch_size):
-                embedded = scorer.embed_texts([(title, text) for _id, title, text in batch])
-                ids = [article_id for article_id, _title, _text in batch]
+                embedded = scorer.embed_texts([(a.title, a.text) for a in batch])
+                ids = [a.id for a in batch]
                 new += self._save(scorer, ids, embedded, alert)
                 articles += len(batch)
                 passages += sum(len(e.passages) for e in embedded)
@@ -154,7 +154,7 @@ class MatchStage:
             leads = {article_id: text.vectors[0] for article_id, text in zip(ids, embedded, strict=True)}
             alerts = self.planner.plan(matches, leads)
         return self.store.save_passages_and_matches(
-            self.embedder.model_id, passages, matches, alerts, self.flood
+            self.embedder.model_id, passages, matches, alerts, flood_rules(self.flood)
         )
 
     def _matrix(self, matrix: np.ndarray) -> np.ndarray:
@@ -195,7 +195,7 @@ def build_stage(settings: Settings, engine: Engine) -> MatchStage:
     embedder = make_embedder(matching.model, matching.query_prompt, matching.passage_prompt)
     alerts = settings.file.alerts
     planner = AlertPlanner(
-        Outbox(engine), Router.from_settings(alerts), lambda: {f.id: f for f in settings.feeds()},
+        Outbox(engine), router(alerts), lambda: {f.id: f for f in settings.feeds()},
         _NarrativeTags(store), embedder.model_id, alerts.near_duplicate,
     )
     return MatchStage(
@@ -205,6 +205,15 @@ def build_stage(settings: Settings, engine: Engine) -> MatchStage:
         flood=FloodRule(alerts.flood_limit, timedelta(seconds=alerts.flood_window)),
         fusion=Fusion(matching.lexical_weight, matching.lexical_floor),
     )
+
+
+def router(section: AlertsSection) -> Router:
+    """The configured Slack routes, in configuration order."""
+    routes = tuple(
+        Route(r.channel, frozenset(r.feed_ids), frozenset(r.feed_tags), frozenset(r.narrative_tags))
+        for r in section.slack.routes
+    )
+    return Router(section.slack.channel, routes)
 
 
 class _NarrativeTags:

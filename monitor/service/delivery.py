@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 
 from alerts.message import SlackMessage, alert_message, flood_summary, syndication_reply, test_message
 from alerts.slack import SlackError, SlackSender
-from monitor.types import AlertKind, AlertStatus, OutboxItem
-from storage.clock import utc_now
+from monitor.types import AlertKind, AlertStatus, OutboxItem, utc_now
 from storage.outbox import Outbox
 
 log = logging.getLogger("monitor.service.delivery")

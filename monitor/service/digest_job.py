@@ -13,29 +13,19 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from alerts.digest import render_digest
+from alerts.digest_build import build_digest, period_of
 from alerts.mail import FileSender, MailError, MailSender, SmtpSender
 from monitor.config import DigestSection, Settings
-from monitor.errors import MonitorError
-from monitor.types import Digest
-from storage.clock import utc_now
-from storage.digest_repo import CHART_DAYS, DigestStore, Period
+from monitor.errors import ConfigError
+from monitor.types import Digest, DigestStatus, utc_now
+from storage.digest_repo import DigestStore
 
 log = logging.getLogger("monitor.service.digest_job")
 
 PASSWORD_ENV = "MONITOR_SMTP_PASSWORD"
+ALREADY_SENT = "already sent"
+_DONE = (DigestStatus.SENT, DigestStatus.SKIPPED)  # a period in either state is not retried
 
-
-def period_of(day: date, timezone: str) -> Period:
-    """The local calendar day `day` in `timezone`, with the chart's days ending with it."""
-    zone = ZoneInfo(timezone)
-
-    def bounds(d: date) -> tuple[str, datetime, datetime]:
-        start = datetime.combine(d, time(0), zone)
-        return d.isoformat(), start, datetime.combine(d + timedelta(days=1), time(0), zone)
-
-    days = tuple(bounds(day - timedelta(days=n)) for n in reversed(range(CHART_DAYS)))
-    key, start, end = days[-1]
-    return Period(key=key, start=start, end=end, timezone=timezone, days=days)
 
 
 def make_mail_sender(settings: Settings) -> MailSender:
@@ -50,7 +40,7 @@ def make_mail_sender(settings: Settings) -> MailSender:
 @dataclass(frozen=True)
 class DigestOutcome:
     period: str
-    status: str  # "sent", "skipped", "already sent", "failed"
+    status: str  # a DigestStatus, or ALREADY_SENT
     destination: str | None = None
     error: str | None = None
 
@@ -90,23 +80,23 @@ class DigestService:
 
     def _send(self, day: date, force: bool) -> DigestOutcome:
         period = period_of(day, self.section.timezone)
-        if not force and self.store.status(period.key) in ("sent", "skipped"):
-            return DigestOutcome(period.key, "already sent")
-        digest = self.store.build(period, self.section.top_articles)
+        if not force and self.store.status(period.key) in _DONE:
+            return DigestOutcome(period.key, ALREADY_SENT)
+        digest = build_digest(self.store, period, self.section.top_articles)
         if not digest.narratives and not self.section.send_empty:
-            self.store.record(period.key, "skipped")
-            return DigestOutcome(period.key, "skipped")
+            self.store.record(period.key, DigestStatus.SKIPPED)
+            return DigestOutcome(period.key, DigestStatus.SKIPPED)
         message = self._render(day, digest)
         try:
             destination = self.sender.send(message)
         except MailError as exc:
-            self.store.record(period.key, "failed", error=exc.reason)
+            self.store.record(period.key, DigestStatus.FAILED, error=exc.reason)
             log.error("digest not sent; will retry", extra={"period": period.key, "error": exc.reason})
-            return DigestOutcome(period.key, "failed", error=exc.reason)
-        self.store.record(period.key, "sent", destination=destination)
+            return DigestOutcome(period.key, DigestStatus.FAILED, error=exc.reason)
+        self.store.record(period.key, DigestStatus.SENT, destination=destination)
         log.info("digest sent", extra={"period": period.key, "to": destination,
                                        "narratives": len(digest.narratives)})
-        return DigestOutcome(period.key, "sent", destination)
+        return DigestOutcome(period.key, DigestStatus.SENT, destination)
 
     def catch_up(self) -> DigestOutcome | None:
         """Send yesterday's digest if its time has passed and it has not gone out (retries too)."""
@@ -116,14 +106,14 @@ class DigestService:
         if now < due:
             return None
         key = self.yesterday().isoformat()
-        if self.store.status(key) in ("sent", "skipped"):
+        if self.store.status(key) in _DONE:
             return None
         return self.send(self.yesterday())
 
     def _render(self, day: date, digest: Digest | None = None) -> EmailMessage:
         period = period_of(day, self.section.timezone)
-        built = digest if digest is not None else self.store.build(period, self.section.top_articles)
+        built = digest if digest is not None else build_digest(self.store, period, self.section.top_articles)
         if not self.section.recipients and not isinstance(self.sender, FileSender):
-            raise MonitorError("[digest] recipients is empty: nobody to send the digest to")
+            raise ConfigError("[digest]", ["recipients is empty: nobody to send the digest to"])
         return render_digest(built, subject=self.section.subject.format(date=period.key),
                              sender=self.section.sender, recipients=list(self.section.recipients))
