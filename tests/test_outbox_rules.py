@@ -1,0 +1,84 @@
+"""The outbox rules as pure functions: facts in, complete writes out (no database needed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from alerts.outbox_rules import COUNTED, SYNDICATION_WINDOW, FloodRule, copy_entries, outbox_entries
+from monitor.types import AlertIntent, AlertKind, AlertRef, AlertStatus, ArticleCopy, StoredCopy
+
+NOW = datetime(2026, 11, 24, 10, 20, tzinfo=UTC)
+
+
+@dataclass
+class Facts:
+    """An in-memory outbox that answers as storage's SessionFacts does."""
+
+    keys: set[str] = field(default_factory=set)
+    sent: int = 0  # alerts counted in the flood window
+    feeds: dict[int, str] = field(default_factory=dict)
+    copies: dict[int, list[ArticleCopy]] = field(default_factory=dict)
+    alerts: dict[int, list[AlertRef]] = field(default_factory=dict)
+    asked_since: list[datetime] = field(default_factory=list)
+
+    def exists(self, key: str) -> bool:
+        return key in self.keys
+
+    def alert_count(self, narrative_id: str, channel: str, since: datetime,
+                    statuses: frozenset[AlertStatus]) -> int:
+        assert statuses == COUNTED and since == NOW - timedelta(hours=1)
+        return self.sent
+
+    def feed_of(self, article_id: int) -> str | None:
+        return self.feeds.get(article_id)
+
+    def copies_of(self, article_id: int) -> list[ArticleCopy]:
+        return self.copies.get(article_id, [])
+
+    def alerts_of(self, article_id: int, since: datetime) -> list[AlertRef]:
+        self.asked_since.append(since)
+        return self.alerts.get(article_id, [])
+
+
+def alert(article_id: int, channel: str = "C1") -> AlertIntent:
+    return AlertIntent(AlertKind.ALERT, channel, article_id, "biolabs")
+
+
+def test_alerts_over_the_flood_limit_are_held_for_one_summary() -> None:
+    entries = outbox_entries([alert(1), alert(2), alert(3), alert(4)], Facts(), NOW, FloodRule(limit=2))
+    assert [(e.kind, e.status) for e in entries] == [
+        (AlertKind.ALERT, AlertStatus.PENDING), (AlertKind.ALERT, AlertStatus.PENDING),
+        (AlertKind.SUMMARY, AlertStatus.PENDING), (AlertKind.ALERT, AlertStatus.HELD),
+        (AlertKind.ALERT, AlertStatus.HELD),
+    ]
+    summary = entries[2]
+    assert summary.due == datetime(2026, 11, 24, 11, tzinfo=UTC) and summary.created_at == NOW
+
+
+def test_stored_alerts_count_and_other_channels_do_not() -> None:
+    entries = outbox_entries([alert(1), alert(2, "C2")], Facts(sent=2), NOW, FloodRule(limit=2))
+    assert [(e.channel, e.status) for e in entries if e.kind is AlertKind.ALERT] == [
+        ("C1", AlertStatus.HELD), ("C2", AlertStatus.HELD)]  # the stand-in counts 2 for any channel
+
+
+def test_a_stored_key_is_written_once() -> None:
+    assert outbox_entries([alert(1)], Facts(keys={alert(1).key}), NOW) == []
+    assert len(outbox_entries([alert(1), alert(1)], Facts(), NOW)) == 1
+
+
+def test_copies_from_other_outlets_become_replies_under_a_new_alert() -> None:
+    facts = Facts(feeds={1: "wire"},
+                  copies={1: [ArticleCopy(1, "wire"), ArticleCopy(1, "daily"), ArticleCopy(7, "daily")]})
+    head, *replies = outbox_entries([alert(1)], facts, NOW)
+    assert [(r.kind, r.article_id, r.feed_id, r.parent_key) for r in replies] == [
+        (AlertKind.REPLY, 1, "daily", head.key), (AlertKind.REPLY, 7, "daily", head.key)]
+
+
+def test_a_copy_replies_to_each_recent_alert_unless_the_outlet_repeats_itself() -> None:
+    facts = Facts(feeds={1: "wire"}, alerts={1: [AlertRef("alert:1:biolabs:C1", "C1", "biolabs")]})
+    assert copy_entries(StoredCopy(1, 5, "wire"), facts, NOW) == []
+    (reply,) = copy_entries(StoredCopy(1, 5, "daily"), facts, NOW)
+    assert (reply.kind, reply.channel, reply.parent_key, reply.feed_id) == (
+        AlertKind.REPLY, "C1", "alert:1:biolabs:C1", "daily")
+    assert facts.asked_since == [NOW - SYNDICATION_WINDOW]
