@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from alerts.links import http_url
+from alerts.text import clip
 from monitor.types import Digest, DigestArticle, DigestNarrative, FailingFeed
 
 __all__ = ["chart_png", "render_digest"]
@@ -35,7 +36,6 @@ __all__ = ["chart_png", "render_digest"]
 CHART_SERIES = 6  # narratives drawn, busiest first
 LEGEND_CHARS = 30
 TEXT_WIDTH = 80
-ELLIPSIS = "…"
 # Okabe-Ito: told apart with colour-blindness; each series also has its own marker.
 _COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
 _MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -57,7 +57,7 @@ def chart_png(digest: Digest) -> bytes:
     axes = figure.add_subplot()
     for i, (title, counts) in enumerate(series):
         axes.plot(counts, color=_COLOURS[i], marker=_MARKERS[i], markersize=3, linewidth=1.5,
-                  label=_clip(title, LEGEND_CHARS))
+                  label=clip(title, LEGEND_CHARS))
     axes.set_xticks(range(len(digest.days)), [_day_label(day) for day in digest.days])
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylim(bottom=0)
@@ -134,20 +134,16 @@ def _day_label(day: str) -> str:
     try:
         parsed = date.fromisoformat(day)
     except ValueError:
-        return _clip(day, 10)
+        return clip(day, 10)
     return f"{_DAYS[parsed.weekday()][:3]} {parsed.day}"
 
 
 # Untrusted text and dates ---------------------------------------------------------------
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + ELLIPSIS
-
-
 def _clean(text: str, limit: int) -> str:
     """Untrusted text on one line, without control characters, cut to `limit` characters."""
-    return _clip(" ".join(_CONTROL.sub(" ", text).split()), limit)
+    return clip(" ".join(_CONTROL.sub(" ", text).split()), limit)
 
 
 def _long_date(day: date) -> str:

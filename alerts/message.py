@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts.links import http_url
+from alerts.text import ELLIPSIS
+from alerts.text import clip as clip_text
 from monitor.types import AlertContent
 
 __all__ = ["AlertContent", "SlackMessage", "alert_message", "escape", "flood_summary",
@@ -30,7 +32,6 @@ MAX_BLOCKS = 50
 TEXT_LIMIT = 40_000
 LISTED_ITEMS = 20  # articles or outlets listed one per line before "+N more"
 LISTED_NAMES = 10  # outlet names listed inline before "+N more"
-ELLIPSIS = "…"
 WORD_JOINER = "\u2060"  # zero-width, no line break: '@\u2060here' looks like '@here'
 
 _BROADCASTS = re.compile(r"@(?=channel|here|everyone)", re.IGNORECASE)
@@ -72,10 +73,7 @@ def escape(text: str) -> str:
 
 def clip(text: str, limit: int) -> str:
     """`text` in at most `limit` characters: cut, if need be, before an entity, and ended with '…'."""
-    if len(text) <= limit:
-        return text
-    head = _CUT_ENTITY.sub("", text[: max(limit - 1, 0)]).rstrip()
-    return head + ELLIPSIS
+    return clip_text(text, limit, cut_tail=_CUT_ENTITY)
 
 
 def safe_url(url: str | None) -> str | None:

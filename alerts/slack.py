@@ -18,7 +18,6 @@ import re
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from http.client import HTTPException
 from typing import Protocol, TextIO
@@ -29,6 +28,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from alerts.message import SlackMessage
+from alerts.retry import retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -211,17 +211,4 @@ def _retry_after(headers: Mapping[str, object]) -> float | None:
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
     if isinstance(value, list | tuple):
         value = value[0] if value else None
-    if value is None:
-        return None
-    text = str(value).strip()
-    try:
-        return max(float(text), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    return None if value is None else retry_after_seconds(str(value), datetime.now(UTC))

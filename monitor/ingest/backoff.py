@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+from alerts.retry import backoff_delay
+
 # A server asking us to come back "now" (Retry-After: 0) still gets a minute's rest.
 MIN_RETRY_AFTER = 60.0
 
@@ -29,7 +31,5 @@ def next_poll_after_failure(
     """
     if retry_after is not None:
         return now + timedelta(seconds=max(retry_after, MIN_RETRY_AFTER))
-    exponent = min(max(consecutive_errors - 1, 0), 32)
-    delay = min(interval * 2**exponent, max_backoff)
-    delay *= (rng or random).uniform(0.8, 1.2)
+    delay = backoff_delay(interval, consecutive_errors - 1, max_backoff, rng)
     return now + timedelta(seconds=min(max(delay, MIN_RETRY_AFTER), max_backoff))

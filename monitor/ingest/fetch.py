@@ -7,19 +7,18 @@ wall-clock deadline and a size cap, and turns every failure into a `FetchError`.
 
 from __future__ import annotations
 
-import re
 import socket
 import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import NamedTuple
 
 import httpx
 
+from alerts.retry import retry_after_seconds
 from monitor import __version__
 from monitor.errors import FetchError
 from monitor.ingest.decoding import DECODE_ERRORS, BodyDecoder, BodyTooLarge
@@ -259,31 +258,13 @@ class _Exchange:
         retry_after = None
         if status in _RETRY_AFTER_STATUSES:
             header = response.headers.get("retry-after")
-            retry_after = _retry_after(header, fetched_at, self.options.retry_after_cap)
+            retry_after = retry_after_seconds(header, fetched_at, self.options.retry_after_cap)
         return self.error(reason, status=status, retry_after=retry_after)
 
     def _timed_out(self, exc: Exception | None = None) -> str:
         if isinstance(exc, httpx.ConnectTimeout) and self.deadline.remaining() > 0:
             return f"connect timed out after {self.options.connect_timeout:g} s"
         return f"timed out after {self.options.total_timeout:g} s"
-
-
-def _retry_after(value: str | None, now: datetime, cap: float) -> float | None:
-    """Seconds to wait from a Retry-After value, within [0, cap]; None if absent or unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if re.fullmatch(r"-?\d+", value):
-        seconds = float(value)
-    else:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)  # HTTP dates are GMT
-        seconds = (when - now).total_seconds()
-    return min(max(seconds, 0.0), cap)
 
 
 def _conditional_headers(etag: str | None, last_modified: str | None) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from alerts.message import SlackMessage, alert_message, flood_summary, syndication_reply, test_message
+from alerts.retry import backoff_delay
 from alerts.slack import SlackError, SlackSender
 from monitor.types import AlertKind, AlertStatus, OutboxItem, utc_now
 from storage.outbox import Outbox
@@ -168,4 +168,4 @@ class Deliverer:
 
 def _backoff(attempts: int) -> float:
     """2, 4, 8 ... seconds with jitter, capped at an hour."""
-    return float(min(2.0 ** (attempts + 1), MAX_RETRY_DELAY) * random.uniform(0.8, 1.2))
+    return backoff_delay(2.0, attempts, MAX_RETRY_DELAY)
