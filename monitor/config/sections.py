@@ -1,0 +1,161 @@
+"""The sections of feeds.toml as pydantic models: types, defaults and bounds of every key."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from monitor.config.values import Duration, Size
+from monitor.config_engine import EngineKind
+
+MIN_INTERVAL = 60  # seconds; faster polling is impolite to publishers
+# Chosen from bench/precision.py (CheckThat! claims vs. tweets and real news) on the fused score;
+# see README "Alert precision".
+DEFAULT_ALERT_THRESHOLD = 0.70
+DEFAULT_WATCH_THRESHOLD = 0.58
+_FEED_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MonitorSection(_Strict):
+    poll_interval: Duration = Field(900.0, ge=MIN_INTERVAL)
+    data_dir: str = "data"
+    max_concurrency: int = Field(16, ge=1, le=512)
+    per_host_concurrency: int = Field(2, ge=1, le=64)
+    per_host_delay: Duration = Field(1.0, ge=0)
+    connect_timeout: Duration = Field(10.0, gt=0)
+    timeout: Duration = Field(30.0, gt=0)
+    max_body_size: Size = Field(10 * 1024 * 1024, ge=1024)
+    retry_after_cap: Duration = Field(6 * 3600.0, ge=0)
+    max_backoff: Duration = Field(86400.0, ge=MIN_INTERVAL, le=86400)
+    reload_interval: Duration = Field(10.0, gt=0, le=60)
+    user_agent: str | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # /metrics and /healthz of `monitor run`. Loopback by default: nothing outside the host
+    # needs them unless a deployment says so (compose sets "0.0.0.0"). Port 0 turns them off.
+    metrics_host: str = Field("127.0.0.1", pattern=r"^[A-Za-z0-9.:_-]+$")
+    metrics_port: int = Field(9470, ge=0, le=65535)
+
+
+class MatchingSection(_Strict):
+    model: str = "all-MiniLM-L6-v2"  # any sentence-transformers name or local folder
+    query_prompt: str | None = None  # prefixed to article passages (e5-style models)
+    passage_prompt: str | None = None  # prefixed to narrative texts
+    alert_threshold: float = Field(DEFAULT_ALERT_THRESHOLD, gt=0, le=1)
+    watch_threshold: float = Field(DEFAULT_WATCH_THRESHOLD, gt=0, le=1)
+    backfill_days: int = Field(7, ge=0, le=365)
+    batch_size: int = Field(64, ge=1, le=4096)  # articles embedded together
+    max_passages: int = Field(32, ge=1, le=256)  # per article; long articles are cut here
+    # Short windows: a claim inside a long window is diluted by its neighbours (measured:
+    # one claim among filler scored 0.65 in 64-token windows, 0.43 in 128, 0.29 in 256).
+    passage_tokens: int = Field(64, ge=16, le=512)
+    embed_interval: Duration = Field(10.0, gt=0, le=3600)  # how often `run` embeds new articles
+    starter_narratives: bool = True  # load the shipped narratives into an empty database
+    # score = cosine + lexical_weight x coverage of the narrative's terms; below lexical_floor
+    # coverage a narrative reaches no tier (bench/precision.py measures both).
+    lexical_weight: float = Field(0.2, ge=0, le=1)
+    lexical_floor: float = Field(0.1, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _watch_below_alert(self) -> MatchingSection:
+        if self.watch_threshold > self.alert_threshold:
+            raise ValueError("watch_threshold must not be above alert_threshold")
+        return self
+
+
+class RouteSection(_Strict):
+    """Alerts about these feeds or narratives go to `channel` instead of the default one."""
+
+    channel: str = Field(min_length=1)
+    feed_ids: tuple[str, ...] = ()
+    feed_tags: tuple[str, ...] = ()
+    narrative_tags: tuple[str, ...] = ()
+
+
+class SlackSection(_Strict):
+    channel: str = Field("#narrative-alerts", min_length=1)
+    api_url: str = Field("https://slack.com/api/", pattern=r"^https?://\S+$")
+    routes: tuple[RouteSection, ...] = ()
+
+    @field_validator("api_url")
+    @classmethod
+    def _ends_with_slash(cls, url: str) -> str:
+        # slack-sdk appends the method name: ".../api" + "chat.postMessage" would 404.
+        return url if url.endswith("/") else url + "/"
+
+
+class AlertsSection(_Strict):
+    flood_limit: int = Field(10, ge=1)  # alerts per narrative and channel per flood_window
+    flood_window: Duration = Field(3600.0, ge=60)
+    deliver_interval: Duration = Field(5.0, gt=0, le=600)  # how often `run` flushes the outbox
+    near_duplicate: float = Field(0.95, gt=0, le=1)  # lead similarity that makes two articles one story
+    slack: SlackSection = SlackSection()
+
+
+class SmtpSection(_Strict):
+    host: str = Field(min_length=1)
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    ssl: bool = False  # implicit TLS (usually port 465) instead of STARTTLS
+    username: str | None = None  # the password comes from MONITOR_SMTP_PASSWORD
+    timeout: Duration = Field(30.0, gt=0)
+
+
+class DigestSection(_Strict):
+    time: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    timezone: str = "UTC"
+    recipients: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")], ...] = ()
+    sender: str = Field("narrative-monitor@localhost", pattern=r"^[^@\s]+@[^@\s]+$")
+    subject: str = Field("Narrative Monitor digest for {date}", min_length=1)
+    send_empty: bool = True  # an empty day still sends a short "nothing matched" digest
+    top_articles: int = Field(5, ge=1, le=50)
+    outbox_dir: str = "digests"  # without [digest.smtp], digests are written here (under data_dir)
+    smtp: SmtpSection | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r} (use e.g. \"Europe/Berlin\")") from exc
+        return name
+
+
+class StorageSection(_Strict):
+    url: str | None = None
+
+
+class EngineSection(_Strict):
+    """Where the work runs; checked against the environment in monitor/config_engine.py."""
+
+    kind: EngineKind = "local"
+    broker_url: str | None = None  # better in MONITOR_BROKER_URL: it may carry a password
+    # Redis redelivers a task not acknowledged within this; longer than any one task must take.
+    visibility_timeout: Duration = Field(3600.0, ge=1, le=7 * 86400)
+
+
+class FeedSection(_Strict):
+    url: str = Field(pattern=r"^https?://\S+$")
+    name: str | None = None
+    interval: Duration | None = Field(None, ge=MIN_INTERVAL)
+    enabled: bool = True
+    language: str | None = Field(None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")
+    tags: tuple[str, ...] = ()
+
+
+class ConfigFile(_Strict):
+    monitor: MonitorSection = MonitorSection()
+    storage: StorageSection = StorageSection()
+    engine: EngineSection = EngineSection()
+    matching: MatchingSection = MatchingSection()
+    alerts: AlertsSection = AlertsSection()
+    digest: DigestSection = DigestSection()
+    feeds: dict[Annotated[str, Field(pattern=_FEED_ID)], FeedSection] = {}
+
+
