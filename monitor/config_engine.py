@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy.engine import make_url
-
 from monitor.errors import ConfigError
 
 ENGINE_ENV = "MONITOR_ENGINE"  # overrides engine.kind
@@ -23,6 +21,9 @@ ENGINE_KINDS = ("local", "celery")
 BROKER_SCHEMES = frozenset({"redis", "rediss", "amqp", "amqps", "pyamqp"})
 
 EngineKind = Literal["local", "celery"]
+FETCH_QUEUE = "fetch"  # the Celery queue of poll tasks
+EMBED_QUEUE = "embed"  # the Celery queue of match tasks
+QUEUES = (FETCH_QUEUE, EMBED_QUEUE)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ def _celery_problems(
         problems += _broker_problems(broker_url, broker_where)
     # Workers on other machines must see the same feeds, articles and outbox; a SQLite file
     # is one machine's, and its single writer would serialise every worker anyway.
+    from sqlalchemy.engine import make_url  # only here: `monitor --help` need not load SQLAlchemy
+
     if make_url(database_url).get_backend_name() != "postgresql":
         problems.append(f"{database_where}: {kind_where} \"celery\" needs a postgresql:// database "
                         "that every worker shares, not SQLite")

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import Engine
 
 from monitor.cli.support import database, out, settings_of
-from monitor.config import Settings
-from monitor.service.digest_job import DigestService, make_mail_sender
-from storage.digest_repo import DigestStore
+
+if TYPE_CHECKING:
+    from monitor.service.digest_job import DigestService
 
 digest_app = typer.Typer(help="Send or preview the daily digest email.", no_args_is_help=True)
-
-
-def make_digest_service(settings: Settings, engine: Engine) -> DigestService:
-    return DigestService(DigestStore(engine), make_mail_sender(settings), settings.file.digest)
 
 
 def _day(service: DigestService, value: str | None) -> date:
@@ -37,6 +32,8 @@ def digest_send(
     force: Annotated[bool, typer.Option("--force", help="Send again even if it was sent.")] = False,
 ) -> None:
     """Send the digest of a day (once: re-running does nothing unless --force)."""
+    from monitor.flow import make_digest_service
+
     settings = settings_of(ctx)
     with database(settings) as engine:
         service = make_digest_service(settings, engine)
@@ -55,6 +52,8 @@ def digest_preview(
     out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("digest.html"),
 ) -> None:
     """Write the digest's HTML to a file to look at; sends nothing."""
+    from monitor.flow import make_digest_service
+
     settings = settings_of(ctx)
     with database(settings) as engine:
         service = make_digest_service(settings, engine)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from monitor.cli.support import out, settings_of
-from monitor.matching.evaluation import EvalSet, build_scorer, evaluate, load_checkthat, load_jsonl_set, sweep
-from monitor.matching.index import Thresholds
-from monitor.matching.scoring import Fusion
-from monitor.matching.stage import make_embedder
+
+if TYPE_CHECKING:
+    from monitor.matching.evaluation import EvalSet
 
 SWEEP = [round(0.30 + 0.05 * n, 2) for n in range(13)]
 
@@ -31,6 +30,11 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """Score a labelled set as the pipeline scores articles (configured model and thresholds)."""
+    from monitor.matching.evaluation import build_scorer, evaluate, sweep
+    from monitor.matching.index import Thresholds
+    from monitor.matching.scoring import Fusion
+    from monitor.matching.stage import make_embedder
+
     settings = settings_of(ctx)
     evalset = _evalset(checkthat, split, narratives, queries)
     matching = settings.file.matching
@@ -57,6 +61,8 @@ def eval_command(
 
 
 def _evalset(checkthat: Path | None, split: str, narratives: Path | None, queries: Path | None) -> EvalSet:
+    from monitor.matching.evaluation import load_checkthat, load_jsonl_set
+
     if checkthat is not None and narratives is None and queries is None:
         return load_checkthat(checkthat, split)
     if checkthat is None and narratives is not None and queries is not None:

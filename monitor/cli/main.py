@@ -11,31 +11,27 @@ from dataclasses import asdict
 from datetime import datetime
 from enum import StrEnum
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
-from rich.progress import Progress
 from rich.table import Table
-from sqlalchemy import Engine
 
-from monitor.cli.alerts import alerts_app, describe, make_deliverer
-from monitor.cli.digest import digest_app, make_digest_service
+from monitor.cli.alerts import alerts_app, describe
+from monitor.cli.digest import digest_app
 from monitor.cli.evaluate import eval_command
 from monitor.cli.matching import match, matches, narratives_app, reembed
 from monitor.cli.status import ops_server, status
 from monitor.cli.support import Context, database, err, log, out, settings_of, shown_url
 from monitor.cli.worker import dispatcher, worker
-from monitor.config import Settings, load_settings, parse_duration
 from monitor.errors import ConfigError, MonitorError
-from monitor.ingest.fetch import Fetcher
-from monitor.ingest.poller import Pipeline
-from monitor.matching.stage import MatchRun, build_stage
 from monitor.service.logs import setup_logging
-from monitor.service.scheduler import FeedScheduler
 from monitor.types import FeedReport, FeedStatus, PollResult
-from storage.repo import Repository
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.base import BaseTrigger
+
+    from monitor.flow import Flow
+    from monitor.matching.stage import MatchRun
 
 app = typer.Typer(help="Narrative Monitor: watch news feeds for known disinformation narratives.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -79,20 +75,19 @@ def main_options(
     ctx.obj = Context(config=config, log_level=level)
 
 
-def _pipeline(settings: Settings, engine: Engine) -> Pipeline:
-    repo = Repository(engine)
-    repo.sync_feeds(settings.feeds())
-    return Pipeline(repo, Fetcher(settings.fetch_options()), max_backoff=settings.monitor.max_backoff)
-
-
 @app.command()
 def run(ctx: typer.Context) -> None:
     """Poll every enabled feed on its schedule until interrupted (SIGINT/SIGTERM)."""
+    from monitor.config import load_settings
+    from monitor.flow import Flow
+    from monitor.service.scheduler import FeedScheduler
+
     settings = settings_of(ctx)
     with database(settings) as engine:
-        pipeline = _pipeline(settings, engine)
+        flow = Flow(settings, engine)
+        pipeline = flow.pipeline
         remote = dispatcher(settings, pipeline.repo)  # celery engine: workers poll and match
-        periodic = _periodic_jobs(settings, engine, remote.enqueue_match if remote else None)
+        periodic = _periodic_jobs(flow, remote.enqueue_match if remote else None)
         scheduler = FeedScheduler(settings, pipeline, load=load_settings, periodic=periodic,
                                   poll=remote.enqueue_poll if remote else None)
         stop = threading.Event()
@@ -103,21 +98,27 @@ def run(ctx: typer.Context) -> None:
                 scheduler.run_until(stop)
             finally:
                 scheduler.shutdown()
-                pipeline.fetcher.close()
+                flow.close()
                 if remote:
                     remote.close()
 
 
 def _periodic_jobs(
-    settings: Settings, engine: Engine, match: Callable[[], object] | None = None
+    flow: Flow, match: Callable[[], object] | None = None
 ) -> list[tuple[str, Callable[[], object], float | BaseTrigger]]:
     """The jobs `run` schedules besides polling: matching (or enqueueing it), alert delivery, the digest."""
-    digest = make_digest_service(settings, engine)
+    from apscheduler.triggers.cron import CronTrigger
+
+    from monitor.flow import make_deliverer, make_digest_service
+
+    settings = flow.settings
+    digest = make_digest_service(settings, flow.engine)
     hour, minute = settings.file.digest.time.split(":")
     at_digest_time = CronTrigger(hour=int(hour), minute=int(minute), timezone=settings.file.digest.timezone)
+    match_job = match if match is not None else flow.stage.run_pending  # the model loads at start
     return [
-        ("match", match or build_stage(settings, engine).run_pending, settings.file.matching.embed_interval),
-        ("deliver", make_deliverer(settings, engine).deliver_due, settings.file.alerts.deliver_interval),
+        ("match", match_job, settings.file.matching.embed_interval),
+        ("deliver", make_deliverer(settings, flow.engine).deliver_due, settings.file.alerts.deliver_interval),
         ("digest", digest.catch_up, at_digest_time),
         # After a failure or downtime, yesterday's digest goes out as soon as it can.
         ("digest-retry", digest.catch_up, DIGEST_RETRY),
@@ -141,6 +142,10 @@ def poll(
     feed: Annotated[list[str] | None, typer.Option("--feed", help="Only this feed id (repeatable).")] = None,
 ) -> None:
     """Poll feeds once through the whole pipeline and print a summary."""
+    from rich.progress import Progress
+
+    from monitor.flow import Flow
+
     if not once:
         raise typer.BadParameter("use `monitor poll --once`, or `monitor run` to keep polling")
     settings = settings_of(ctx)
@@ -150,24 +155,14 @@ def poll(
         if unknown:
             raise ConfigError(settings.path, [f"feeds.{i}: no such feed" for i in unknown])
         feeds = [f for f in feeds if f.id in feed]
-    with database(settings) as engine:
-        pipeline = _pipeline(settings, engine)
-        stage = build_stage(settings, engine)
-        try:
-            results = _poll_with_progress(pipeline, feeds, settings.monitor.max_concurrency)
-        finally:
-            pipeline.fetcher.close()
-        matched = stage.run_pending()
-        delivered = make_deliverer(settings, engine).flush()
-    _print_poll_summary(results)
-    _print_match_summary(matched)
-    out.print(describe(delivered))
-
-
-def _poll_with_progress(pipeline: Pipeline, feeds: list[Any], workers: int) -> list[PollResult]:
-    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+    with database(settings) as engine, Progress(
+        console=err, transient=True, disable=not err.is_terminal
+    ) as progress:
         task = progress.add_task("polling", total=len(feeds))
-        return pipeline.poll_many(feeds, workers, on_result=lambda _r: progress.advance(task))
+        done = Flow(settings, engine).poll_once(feeds, on_result=lambda _r: progress.advance(task))
+    _print_poll_summary(done.polls)
+    _print_match_summary(done.matched)
+    out.print(describe(done.delivered))
 
 
 def _print_poll_summary(results: list[PollResult]) -> None:
@@ -195,6 +190,8 @@ def feeds_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """Each feed's health: status, last success and error, next poll, article count."""
+    from storage.repo import Repository
+
     settings = settings_of(ctx)
     with database(settings) as engine:
         repo = Repository(engine)
@@ -226,6 +223,8 @@ def _when(moment: datetime | None) -> str:
 @feeds_app.command("reset")
 def feeds_reset(ctx: typer.Context, feed_id: Annotated[str, typer.Argument(help="Feed id.")]) -> None:
     """Forget a feed's errors, backoff and 410 state so it is polled again at once."""
+    from storage.repo import Repository
+
     settings = settings_of(ctx)
     feed = next((f for f in settings.feeds() if f.id == feed_id), None)
     if feed is None:
@@ -248,7 +247,9 @@ def feeds_add(
 ) -> None:
     """Check that URL serves a feed (or find it in the page), then add it to feeds.toml."""
     from monitor.cli.feeds_file import add_feed
+    from monitor.config import parse_duration
     from monitor.ingest.discover import discover_feed
+    from monitor.ingest.fetch import Fetcher
 
     settings = settings_of(ctx)
     if interval is not None:
@@ -266,6 +267,8 @@ def feeds_add(
 @config_app.command("check")
 def config_check(ctx: typer.Context) -> None:
     """Validate the configuration without running anything; exit 1 on any problem."""
+    from monitor.config import load_settings
+
     settings = load_settings(ctx.obj.config)
     feeds = settings.feeds()
     enabled = sum(1 for f in feeds if f.enabled)

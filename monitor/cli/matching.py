@@ -9,28 +9,27 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from monitor.cli.support import database, err, out, settings_of
-from monitor.config import Settings, parse_duration
 from monitor.errors import MonitorError
-from monitor.ingest.fetch import Fetcher
-from monitor.ingest.parse import parse_feed
-from monitor.ingest.text import clean_line, html_to_text
-from monitor.matching.narrative_files import read_narratives
-from monitor.matching.scoring import TextScore
-from monitor.matching.stage import MatchStage, build_stage
 from monitor.types import Feed, Narrative, Tier
-from storage.repo import Repository
+
+if TYPE_CHECKING:  # the model, numpy and the database load inside the commands that need them
+    from monitor.config import Settings
+    from monitor.matching.scoring import TextScore
+    from monitor.matching.stage import MatchStage
 
 narratives_app = typer.Typer(help="Import, list and switch narratives.", no_args_is_help=True)
 
 
 @contextmanager
 def _stage(ctx: typer.Context) -> Iterator[tuple[Settings, MatchStage]]:
+    from monitor.matching.stage import build_stage
+
     settings = settings_of(ctx)
     with database(settings) as engine:
         yield settings, build_stage(settings, engine)
@@ -41,6 +40,8 @@ def narratives_import(
     ctx: typer.Context, file: Annotated[Path, typer.Argument(help="CSV, JSON, JSONL or YAML file.")]
 ) -> None:
     """Add or update narratives by id; bad rows are reported by line, valid rows still imported."""
+    from monitor.matching.narrative_files import read_narratives
+
     report = read_narratives(file)
     for problem in report.problems:
         err.print(f"{file}:{problem.line}: {problem.message}", markup=False, highlight=False)
@@ -167,6 +168,10 @@ def _from_jsonl(path: Path) -> list[tuple[Any, str, str]]:
 
 
 def _from_url(ctx: typer.Context, url: str) -> list[tuple[Any, str, str]]:
+    from monitor.ingest.fetch import Fetcher
+    from monitor.ingest.parse import parse_feed
+    from monitor.ingest.text import clean_line, html_to_text
+
     with Fetcher(settings_of(ctx).fetch_options()) as fetcher:
         doc = fetcher.fetch(url)
     try:
@@ -216,6 +221,9 @@ def matches(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """Stored matches found recently, best first, with the article and the evidence."""
+    from monitor.config import parse_duration
+    from storage.repo import Repository
+
     try:
         window = timedelta(seconds=parse_duration(since))
         wanted = Tier(tier) if tier else None

@@ -8,17 +8,19 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine
 
 from monitor.cli.support import database, log, out, settings_of, shown_url
-from monitor.config import Settings
-from monitor.service.http import OpsServer, make_server
 from monitor.types import Feed, OpsFigures
-from storage.ops_repo import read_figures
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from monitor.config import Settings
+    from monitor.service.http import OpsServer
 
 PROBE_TIMEOUT = 2.0  # seconds; `status` must not hang on a port that swallows connections
 
@@ -32,6 +34,8 @@ def ops_server(
     A port that cannot be bound is logged, not fatal: the monitor's job is to watch feeds,
     and the missing endpoint shows up in Prometheus and in the container's healthcheck.
     """
+    from monitor.service.http import make_server
+
     host, port = settings.monitor.metrics_host, settings.monitor.metrics_port
     if port == 0:
         yield None
@@ -55,6 +59,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
     """Feeds, articles, matches, alerts and digest from the database, and whether `run` is healthy."""
+    from storage.ops_repo import read_figures
+
     settings = settings_of(ctx)
     with database(settings) as engine:
         figures = read_figures(engine, settings.feeds())

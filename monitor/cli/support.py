@@ -1,4 +1,9 @@
-"""Plumbing shared by the CLI's command modules: consoles, settings, the database."""
+"""Plumbing shared by the CLI's command modules: consoles, settings, the database.
+
+Command modules import heavy libraries (SQLAlchemy, numpy, torch, Celery, matplotlib) inside
+the commands that use them, so that `monitor --help` and light commands start at once
+(bench/startup.py).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,17 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.config import Settings, load_settings
 from monitor.errors import StorageError
-from storage.db import open_engine, upgrade
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from monitor.config import Settings
 
 out = Console()
 err = Console(stderr=True)
@@ -29,6 +35,8 @@ class Context:
 
 
 def settings_of(ctx: typer.Context) -> Settings:
+    from monitor.config import load_settings
+
     settings = load_settings(ctx.obj.config)
     if ctx.obj.log_level is None:
         logging.getLogger().setLevel(settings.monitor.log_level.upper())
@@ -41,6 +49,10 @@ def settings_of(ctx: typer.Context) -> Settings:
 @contextmanager
 def database(settings: Settings) -> Iterator[Engine]:
     """An up-to-date database: migrations run on every start."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.db import open_engine, upgrade
+
     engine = open_engine(settings.database_url)
     try:
         upgrade(engine)
@@ -57,4 +69,6 @@ def database(settings: Settings) -> Iterator[Engine]:
 
 def shown_url(settings: Settings) -> str:
     """The database URL with its password hidden, for messages."""
+    from sqlalchemy.engine import make_url
+
     return make_url(settings.database_url).render_as_string(hide_password=True)

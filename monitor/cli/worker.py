@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from monitor.cli.support import database, settings_of
-from monitor.config import Settings
-from monitor.config_engine import ENGINE_ENV
+from monitor.config_engine import ENGINE_ENV, QUEUES
 from monitor.errors import ConfigError
-from monitor.service.workers import QUEUES, Dispatcher, WorkerRuntime, celery_app, register_tasks, run_worker
-from storage.repo import Repository
+
+if TYPE_CHECKING:
+    from monitor.config import Settings
+    from monitor.service.workers import Dispatcher
+    from storage.repo import Repository
 
 
 def worker(
@@ -27,6 +29,8 @@ def worker(
     settings = settings_of(ctx)
     _require_celery(settings)
     threads = concurrency or settings.monitor.max_concurrency
+    from monitor.service.workers import WorkerRuntime, celery_app, register_tasks, run_worker
+
     with database(settings) as engine:
         app = celery_app(settings.engine)
         runtime = WorkerRuntime(settings, engine, app, threads)
@@ -59,4 +63,6 @@ def dispatcher(settings: Settings, repo: Repository) -> Dispatcher | None:
     """In celery mode, what `monitor run` enqueues with; None when it runs the work itself."""
     if not settings.engine.distributed:
         return None
+    from monitor.service.workers import Dispatcher, celery_app
+
     return Dispatcher(celery_app(settings.engine), repo, settings.file.matching.embed_interval)

@@ -10,11 +10,13 @@ narrative's distinct terms found in the passage, from 0 (none) to 1 (all).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import sparse
-from sklearn.feature_extraction.text import CountVectorizer
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 # Words of two or more letters or digits; English stop words never count as evidence.
 _TOKENS = r"(?u)\b\w\w+\b"
@@ -35,11 +37,16 @@ class LexicalIndex:
         self._order = np.argsort(codes, kind="stable")
         self._starts = np.searchsorted(codes[self._order], np.arange(len(groups) + 1))
         self._groups = groups
+        # scikit-learn and scipy load here, not at import: `monitor --help` must not wait for them.
+        from sklearn.feature_extraction.text import CountVectorizer
+
         self._vectorizer = CountVectorizer(binary=True, stop_words="english", token_pattern=_TOKENS,
                                            dtype=np.float32)
         self._weights = self._fit(codes, texts, len(groups))
 
     def _fit(self, codes: NDArray[np.intp], texts: Sequence[str], narratives: int) -> sparse.csr_matrix:
+        from scipy import sparse
+
         try:
             rows = self._vectorizer.fit_transform(texts).tocsr()
         except ValueError:  # no text has a single term: nothing can be evidence

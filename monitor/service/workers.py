@@ -26,10 +26,10 @@ from celery import Celery
 from sqlalchemy import Engine
 
 from monitor.config import Settings
-from monitor.config_engine import EngineSettings, shown_broker
-from monitor.ingest.fetch import Fetcher
-from monitor.ingest.poller import Pipeline, backing_off
-from monitor.matching.stage import MatchStage, build_stage
+from monitor.config_engine import EMBED_QUEUE, FETCH_QUEUE, EngineSettings, shown_broker
+from monitor.flow import Flow
+from monitor.ingest.poller import backing_off
+from monitor.matching.stage import MatchStage
 from monitor.types import Feed, FeedState, FeedStatus
 from storage.clock import utc_now
 from storage.locks import open_lock_engine, try_lock
@@ -39,9 +39,6 @@ log = logging.getLogger("monitor.service.workers")
 
 POLL_TASK = "monitor.poll_feed"
 MATCH_TASK = "monitor.match_pending"
-FETCH_QUEUE = "fetch"
-EMBED_QUEUE = "embed"
-QUEUES = (FETCH_QUEUE, EMBED_QUEUE)
 MATCH_LOCK = "monitor:match"
 # A worker asks for matching at most this often: a pass takes every pending article, so one
 # request per poll would only queue passes with nothing left to do. Articles stored just
@@ -155,9 +152,7 @@ class WorkerRuntime:
         self.engine = engine
         self.app = app
         self.locks = open_lock_engine(settings.database_url, concurrency + 1)  # + the match lock
-        self.pipeline = Pipeline(Repository(engine), Fetcher(settings.fetch_options()),
-                                 max_backoff=settings.monitor.max_backoff)
-        self._stage: MatchStage | None = None
+        self.flow = Flow(settings, engine, sync_feeds=False)
         self._match_expires = match_expiry(settings.file.matching.embed_interval)
         self._last_trigger = -MATCH_TRIGGER_GAP
         self._trigger_lock = threading.Lock()
@@ -170,7 +165,7 @@ class WorkerRuntime:
                 # A duplicate, or a redelivery of a task another worker is still running.
                 log.info("poll skipped: another worker is polling this feed", extra={"feed": feed.id})
                 return {"feed": feed.id, "skipped": True}
-            result = self.pipeline.poll_feed(feed)
+            result = self.flow.poll_feed(feed)
         if (result.new or result.updated) and self._trigger_due():
             send_match(self.app, self._match_expires)
         return {"feed": feed.id, "status": result.status.value, "new": result.new,
@@ -191,17 +186,15 @@ class WorkerRuntime:
                 # The pass in progress, or the next periodic trigger, picks these articles up.
                 log.debug("match skipped: a pass is running on another worker")
                 return {"skipped": True}
-            run = self.stage().run_pending()
+            run = self.flow.match()
         return {"articles": run.articles, "new_matches": len(run.new_matches)}
 
     def stage(self) -> MatchStage:
         """Built on first use under the match lock: a fetch-only worker never loads the model."""
-        if self._stage is None:
-            self._stage = build_stage(self.settings, self.engine)
-        return self._stage
+        return self.flow.stage
 
     def close(self) -> None:
-        self.pipeline.fetcher.close()
+        self.flow.close()
         self.locks.dispose()
 
 

@@ -1,0 +1,147 @@
+"""One article's whole path, top to bottom, in the order it happens.
+
+    poll        ingest.poller.Pipeline.poll_many: conditional GET -> decode -> parse -> de-duplicate
+                -> store the articles and the feed's new state in one transaction
+    match       matching.stage.MatchStage.run_pending: cut stored articles into passages -> embed
+                -> score against every narrative -> tiers -> plan alerts (alerts.planner) ->
+                store matches with their alert intents in one transaction
+    deliver     service.delivery.Deliverer: the outbox to Slack, each message once
+    digest      service.digest_job.DigestService: yesterday's matches by email, once a day
+
+`monitor poll --once` runs `poll_once`; `monitor run` schedules `poll_feed` per feed and
+`match`, `deliver` and `digest` as periodic jobs; Celery workers run `poll_feed` and `match`
+as tasks. Each step is safe to run twice, so any of them may be retried or run by hand.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from monitor.config import Settings
+from monitor.types import Feed, PollResult
+from storage.repo import Repository
+
+if TYPE_CHECKING:  # heavy imports (torch, matplotlib, slack-sdk) wait until a step needs them
+    from alerts.slack import SlackSender
+    from monitor.ingest.poller import Pipeline
+    from monitor.matching.stage import MatchRun, MatchStage
+    from monitor.service.delivery import Deliverer, DeliveryRun
+    from monitor.service.digest_job import DigestService
+
+TOKEN_ENV = "SLACK_BOT_TOKEN"
+WEBHOOK_ENV = "SLACK_WEBHOOK_URL"
+
+
+@dataclass(frozen=True)
+class OnceResult:
+    """What `poll_once` did: every feed polled, the matching pass, the alerts delivered."""
+
+    polls: list[PollResult]
+    matched: MatchRun
+    delivered: DeliveryRun
+
+
+@dataclass
+class Flow:
+    """The pipeline's steps over one database; parts are built on first use."""
+
+    settings: Settings
+    engine: Engine
+    sync_feeds: bool = True  # workers poll the feeds the scheduler sends; it keeps the table in sync
+    _pipeline: Pipeline | None = field(default=None, init=False)
+    _stage: MatchStage | None = field(default=None, init=False)
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """Fetch, parse and store: the first half of the path."""
+        if self._pipeline is None:
+            self._pipeline = make_pipeline(self.settings, self.engine, sync=self.sync_feeds)
+        return self._pipeline
+
+    @property
+    def stage(self) -> MatchStage:
+        """Embed, score and plan alerts: the second half."""
+        if self._stage is None:
+            from monitor.matching.stage import build_stage
+
+            self._stage = build_stage(self.settings, self.engine)
+        return self._stage
+
+    def poll_feed(self, feed: Feed) -> PollResult:
+        """Step 1 for one feed (a scheduled job or a Celery task)."""
+        return self.pipeline.poll_feed(feed)
+
+    def poll(
+        self, feeds: Sequence[Feed], on_result: Callable[[PollResult], None] | None = None
+    ) -> list[PollResult]:
+        """Step 1 for many feeds at once, `max_concurrency` at a time."""
+        return self.pipeline.poll_many(feeds, self.settings.monitor.max_concurrency, on_result=on_result)
+
+    def match(self) -> MatchRun:
+        """Step 2: every stored article not matched yet; alert intents are written with the matches."""
+        return self.stage.run_pending()
+
+    def deliver(self, timeout: float | None = None) -> DeliveryRun:
+        """Step 3: send what is pending in the outbox now (waiting out Slack's pacing)."""
+        deliverer = make_deliverer(self.settings, self.engine)
+        return deliverer.flush() if timeout is None else deliverer.flush(timeout)
+
+    def poll_once(
+        self, feeds: Sequence[Feed], on_result: Callable[[PollResult], None] | None = None
+    ) -> OnceResult:
+        """Steps 1-3 once, as `monitor poll --once` runs them; the digest keeps its own schedule."""
+        stage = self.stage  # the model loads before polling, so a broken model fails fast
+        try:
+            polls = self.poll(feeds, on_result)
+        finally:
+            self.close()
+        return OnceResult(polls, stage.run_pending(), self.deliver())
+
+    def close(self) -> None:
+        """Close the HTTP connections; the database engine belongs to the caller."""
+        if self._pipeline is not None:
+            self._pipeline.fetcher.close()
+
+
+def make_pipeline(settings: Settings, engine: Engine, *, sync: bool = True) -> Pipeline:
+    """Polling over the configured feeds (with `sync`, written to the feeds table first)."""
+    from monitor.ingest.fetch import Fetcher
+    from monitor.ingest.poller import Pipeline
+
+    repo = Repository(engine)
+    if sync:
+        repo.sync_feeds(settings.feeds())
+    return Pipeline(repo, Fetcher(settings.fetch_options()), max_backoff=settings.monitor.max_backoff)
+
+
+def make_sender(settings: Settings) -> SlackSender:
+    """The bot token wins, then the webhook; without either, alerts go to the log."""
+    from alerts.slack import BotSender, ConsoleSender, WebhookSender
+
+    token, webhook = os.environ.get(TOKEN_ENV), os.environ.get(WEBHOOK_ENV)
+    if token:
+        return BotSender(token, settings.file.alerts.slack.api_url)
+    if webhook:
+        return WebhookSender(webhook)
+    return ConsoleSender()
+
+
+def make_deliverer(settings: Settings, engine: Engine) -> Deliverer:
+    """Step 3's worker: the outbox, the configured Slack connection and the flood window."""
+    from monitor.service.delivery import Deliverer
+    from storage.outbox import Outbox
+
+    return Deliverer(Outbox(engine), make_sender(settings), flood_window=settings.file.alerts.flood_window)
+
+
+def make_digest_service(settings: Settings, engine: Engine) -> DigestService:
+    """Step 4: the digest of a day, built from the stored matches and sent (or written) once."""
+    from monitor.service.digest_job import DigestService, make_mail_sender
+    from storage.digest_repo import DigestStore
+
+    return DigestService(DigestStore(engine), make_mail_sender(settings), settings.file.digest)
