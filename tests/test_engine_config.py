@@ -23,8 +23,7 @@ from monitor.service.workers import (
     feed_from_message,
     feed_message,
 )
-from monitor.types import Feed, FeedStatus
-from storage.clock import utc_now
+from monitor.types import Feed, FeedStatus, utc_now
 from storage.repo import Repository
 
 PG = "postgresql://monitor@db.example.org/monitor"

@@ -30,8 +30,7 @@ from monitor.config_engine import EMBED_QUEUE, FETCH_QUEUE, EngineSettings, show
 from monitor.flow import Flow
 from monitor.ingest.poller import backing_off
 from monitor.matching.stage import MatchStage
-from monitor.types import Feed, FeedState, FeedStatus
-from storage.clock import utc_now
+from monitor.types import Feed, FeedState, FeedStatus, utc_now
 from storage.locks import open_lock_engine, try_lock
 from storage.repo import Repository
 
