@@ -9,11 +9,9 @@ configuration.
 
 from __future__ import annotations
 
-import io
 import re
-import struct
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from email.message import EmailMessage
@@ -23,52 +21,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
+from alerts.chart import DAYS, chart_png, day_label, png_size
 from alerts.links import http_url
 from alerts.text import clip
 from monitor.types import Digest, DigestArticle, DigestNarrative, FailingFeed
 
-__all__ = ["chart_png", "render_digest"]
+__all__ = ["render_digest"]
 
-CHART_SERIES = 6  # narratives drawn, busiest first
-LEGEND_CHARS = 30
 TEXT_WIDTH = 80
 # Okabe-Ito: told apart with colour-blindness; each series also has its own marker.
-_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
-_MARKERS = ("o", "s", "^", "D", "v", "P")
-_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _DOMAIN = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
-
-
-def chart_png(digest: Digest) -> bytes:
-    """Matches per day over `digest.days` for the busiest narratives, as a 600x260 PNG."""
-    series = _busiest(digest.daily, len(digest.days))
-    if not series:
-        figure = _figure(600, 100)
-        figure.text(0.5, 0.5, "no matches", ha="center", va="center", fontsize=12, color="#667085")
-        return _png(figure)
-    figure = _figure(600, 260)
-    axes = figure.add_subplot()
-    for i, (title, counts) in enumerate(series):
-        axes.plot(counts, color=_COLOURS[i], marker=_MARKERS[i], markersize=3, linewidth=1.5,
-                  label=clip(title, LEGEND_CHARS))
-    axes.set_xticks(range(len(digest.days)), [_day_label(day) for day in digest.days])
-    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_ylim(bottom=0)
-    axes.set_ylabel("matches", fontsize=8, color="#475467")
-    axes.tick_params(labelsize=8, colors="#475467")
-    axes.grid(axis="y", color="#eaecf0", linewidth=0.8)
-    axes.spines[["top", "right"]].set_visible(False)
-    legend = figure.legend(loc="outside right upper", fontsize=7, frameon=False)
-    for text in legend.get_texts():
-        text.set_parse_math(False)  # a '$' in a title must not start mathtext
-    return _png(figure)
 
 
 def render_digest(
@@ -99,45 +65,6 @@ def render_digest(
     return message
 
 
-# The chart ------------------------------------------------------------------------------
-
-
-def _busiest(daily: Mapping[str, Sequence[int]], days: int) -> list[tuple[str, list[int]]]:
-    """Up to CHART_SERIES (title, counts) with any matches, most matches first."""
-    rows = [(title, [*counts[:days], *[0] * (days - len(counts))]) for title, counts in daily.items()]
-    rows = [row for row in rows if sum(row[1]) > 0]
-    rows.sort(key=lambda row: (-sum(row[1]), row[0]))
-    return rows[:CHART_SERIES] if days else []
-
-
-def _figure(width: int, height: int) -> Figure:
-    # A bare Figure with its own Agg canvas: no pyplot, so no global state and no GUI.
-    figure = Figure(figsize=(width / 100, height / 100), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    return buffer.getvalue()
-
-
-def _png_size(png: bytes) -> tuple[int, int]:
-    """Width and height from the PNG's IHDR chunk."""
-    width, height = struct.unpack(">II", png[16:24])
-    return int(width), int(height)
-
-
-def _day_label(day: str) -> str:
-    """'2026-11-23' -> 'Mon 23' (English whatever the locale)."""
-    try:
-        parsed = date.fromisoformat(day)
-    except ValueError:
-        return clip(day, 10)
-    return f"{_DAYS[parsed.weekday()][:3]} {parsed.day}"
-
-
 # Untrusted text and dates ---------------------------------------------------------------
 
 
@@ -147,7 +74,7 @@ def _clean(text: str, limit: int) -> str:
 
 
 def _long_date(day: date) -> str:
-    return f"{_DAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]} {day.year}"
+    return f"{DAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]} {day.year}"
 
 
 def _local(when: datetime, zone: tzinfo) -> datetime:
@@ -228,7 +155,7 @@ def _change(now: float, before: float, against: str, digits: int) -> _Change:
 
 def _clock(when: datetime, one_day: bool) -> str:
     """HH:MM, with the day in front when the period spans more than one day."""
-    return f"{when:%H:%M}" if one_day else f"{_DAYS[when.weekday()][:3]} {when.day} {when:%H:%M}"
+    return f"{when:%H:%M}" if one_day else f"{DAYS[when.weekday()][:3]} {when.day} {when:%H:%M}"
 
 
 def _article(a: DigestArticle, zone: tzinfo, one_day: bool) -> _ArticleView:
@@ -279,8 +206,8 @@ def _context(digest: Digest, cid: str, png: bytes) -> dict[str, Any]:
     one_day = start.date() == (end - timedelta(microseconds=1)).date()  # a 23- or 25-hour day too
     narratives = sorted(digest.narratives, key=lambda n: (-n.articles, n.title))
     views = [_narrative(n, zone, one_day) for n in narratives]
-    width, height = _png_size(png)
-    span = f", {_day_label(digest.days[0])} to {_day_label(digest.days[-1])}" if digest.days else ""
+    width, height = png_size(png)
+    span = f", {day_label(digest.days[0])} to {day_label(digest.days[-1])}" if digest.days else ""
     articles, alerts = sum(n.articles for n in narratives), sum(n.alerts for n in narratives)
     summary = f"{_plural(len(views), 'narrative')}, {_plural(articles, 'article')}, {alerts} alert-tier"
     return {

@@ -13,7 +13,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from alerts.digest import chart_png, render_digest
+from alerts.chart import chart_png
+from alerts.digest import render_digest
 from monitor.types import Digest, DigestArticle, DigestNarrative, FailingFeed
 
 SCRIPT = "<script>alert(1)</script>"
