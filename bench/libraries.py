@@ -139,7 +139,8 @@ def main() -> None:
         same = sum(a == b for a, b in zip(out, hand, strict=True))
         counts = [len(s) for s in out]
         print(f"  {name:8} {seconds:7.3f} s  {megabytes / seconds:6.2f} MB/s  sentences {sum(counts):6d} "
-              f"(median {statistics.median(counts):.0f}/text)  same as hand-written: {same}/{len(texts)}", flush=True)
+              f"(median {statistics.median(counts):.0f}/text)  same as hand-written: {same}/{len(texts)}",
+              flush=True)
     links = _corpus_links(shared)
     print(f"canonicalisers on {len(links)} corpus links:")
     hand_urls = [dedup.canonical_url(link, base) for link, base in links]
@@ -147,7 +148,8 @@ def main() -> None:
         function = make()
         seconds, out = _timed(lambda pair, f=function: f(*pair), links)
         same = sum(a == b for a, b in zip(out, hand_urls, strict=True))
-        print(f"  {name:8} {seconds * 1e6 / len(links):7.1f} µs/link  same as hand-written: {same}/{len(links)}"
+        per_link = seconds * 1e6 / len(links)
+        print(f"  {name:8} {per_link:7.1f} µs/link  same as hand-written: {same}/{len(links)}"
               f"  distinct keys {len(set(out))} (hand-written {len(set(hand_urls))})")
 
 
