@@ -12,7 +12,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -21,12 +21,16 @@ import feedparser
 
 from monitor.errors import ParseError
 from monitor.ingest.dedup import canonical_url, content_hash, entry_guid, guid_hash
-from monitor.ingest.text import clean_line, html_to_text, plain_to_text
+from monitor.ingest.text import clean_line, html_to_text, plain_to_text, storable
 from monitor.types import Article, Feed, FetchResult, ParsedFeed
 
 # A date this far past the fetch is a publisher's clock or timezone error, not news
 # from the future; such entries would otherwise sort above everything for days.
 FUTURE_TOLERANCE = timedelta(minutes=10)
+# Dates outside [EARLIEST_DATE, fetch + ABSURD_FUTURE] are nonsense (9999-12-31, year 0): the
+# fetch time is used, as for a missing date, and the poll's warning counts them.
+EARLIEST_DATE = datetime(1970, 1, 1, tzinfo=UTC)
+ABSURD_FUTURE = timedelta(days=1)
 FALLBACK_TITLE_CHARS = 120
 UNTITLED = "(untitled)"
 
@@ -48,6 +52,24 @@ class _Entry:
     language: str | None  # declared by the entry or its feed, normalised
     published: datetime | None  # aware UTC
     published_raw: str | None  # as written, for the fallback guid
+    dated: bool = False  # the entry wrote some date, usable or not
+
+
+@dataclass
+class _Tally:
+    """What the parser repaired in one document's entries, for the poll's warning."""
+
+    repaired: int = 0  # entries that held characters a database cannot store
+    bad_dates: int = 0  # entries whose date was unreadable or absurd: fetch time used
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.repaired:
+            notes.append(f"{self.repaired} item(s) repaired: characters a database cannot store removed")
+        if self.bad_dates:
+            notes.append(f"{self.bad_dates} item(s) with an unreadable or out-of-range date: "
+                         "fetch time used")
+        return notes
 
 
 def parse_feed(doc: FetchResult, feed: Feed) -> ParsedFeed:
@@ -59,17 +81,23 @@ def parse_feed(doc: FetchResult, feed: Feed) -> ParsedFeed:
         title, entries, warning = _read_json_feed(doc)
     else:
         title, entries, warning = _read_xml_feed(doc)
-    articles = _articles(entries, feed, doc.url, fetched)
-    return ParsedFeed(title=title or None, articles=articles, warning=warning)
+    tally = _Tally()
+    articles = _articles(entries, feed, doc.url, fetched, tally)
+    notes = "; ".join(filter(None, [warning, *tally.notes()]))
+    return ParsedFeed(title=storable(title) or None, articles=articles, warning=notes or None)
 
 
 def _articles(
-    entries: Iterable[_Entry], feed: Feed, base: str, fetched: datetime
+    entries: Iterable[_Entry], feed: Feed, base: str, fetched: datetime, tally: _Tally
 ) -> tuple[Article, ...]:
     """Articles in document order; of entries sharing a guid only the first counts."""
     seen: set[str] = set()
     articles = []
-    for entry in entries:
+    for raw in entries:
+        entry = _repaired(raw)
+        tally.repaired += entry != raw
+        if entry.dated and not _usable_date(entry.published, fetched):
+            tally.bad_dates += 1
         article = _article(entry, feed, base, fetched)
         if article is not None and article.guid not in seen:
             seen.add(article.guid)
@@ -85,7 +113,7 @@ def _article(entry: _Entry, feed: Feed, base: str, fetched: datetime) -> Article
     title = entry.title or _fallback_title(entry.text)
     guid = entry_guid(entry.id, url, title, entry.published_raw)
     published = entry.published
-    if published is None or published > fetched + FUTURE_TOLERANCE:
+    if published is None or published < EARLIEST_DATE or published > fetched + FUTURE_TOLERANCE:
         published = fetched
     # A link-only entry has no content to compare; hashing its URL in keeps every such
     # entry from looking like a copy of every other.
@@ -103,6 +131,22 @@ def _article(entry: _Entry, feed: Feed, base: str, fetched: datetime) -> Article
         fetched=fetched,
         content_hash=content_hash(title, compared),
     )
+
+
+def _repaired(entry: _Entry) -> _Entry:
+    """The entry with every string made storable (one NUL must not keep a feed out for good)."""
+    def fix(value: str | None) -> str | None:
+        return storable(value) if value else value
+
+    return replace(
+        entry, id=fix(entry.id), link=fix(entry.link), title=storable(entry.title),
+        text=storable(entry.text), author=fix(entry.author), published_raw=fix(entry.published_raw),
+    )
+
+
+def _usable_date(published: datetime | None, fetched: datetime) -> bool:
+    """Whether a written date is one to believe (a little in the future is a clock's error)."""
+    return published is not None and EARLIEST_DATE <= published <= fetched + ABSURD_FUTURE
 
 
 def _fallback_title(text: str) -> str:
@@ -169,6 +213,7 @@ def _xml_entry(entry: Mapping[str, Any], feed_language: str | None) -> _Entry:
         language=next(filter(None, map(_language, declared)), feed_language),
         published=_struct_utc(entry.get("published_parsed") or entry.get("updated_parsed")),
         published_raw=entry.get("published"),
+        dated=not {"published", "updated"}.isdisjoint(entry.keys()),  # .get("updated") warns
     )
 
 
@@ -213,6 +258,8 @@ def _read_json_feed(doc: FetchResult) -> tuple[str, list[_Entry], None]:
         data = json.loads(doc.body)  # detects UTF-8/16/32 and a UTF-8 BOM itself
     except ValueError as exc:
         raise ParseError(doc.url, f"not a feed: invalid JSON ({exc})") from None
+    except RecursionError:
+        raise ParseError(doc.url, "not a feed: JSON nested too deeply") from None
     if not isinstance(data, dict) or not _JSON_FEED_VERSION.match(_string(data.get("version"))):
         raise ParseError(doc.url, "not a feed: JSON but not a JSON Feed")
     items = data.get("items")
@@ -230,6 +277,7 @@ def _json_entry(item: Mapping[str, Any], language: str | None, author: str | Non
     html = _string(item.get("content_html"))
     plain = _string(item.get("content_text")) or _string(item.get("summary"))
     published_raw = _string(item.get("date_published"))
+    written = published_raw or _string(item.get("date_modified"))
     return _Entry(
         id=_string(item.get("id")),
         link=_string(item.get("url")) or _string(item.get("external_url")),
@@ -237,8 +285,9 @@ def _json_entry(item: Mapping[str, Any], language: str | None, author: str | Non
         text=html_to_text(html) if html else plain_to_text(plain),
         author=_json_author(item) or author,
         language=_language(item.get("language")) or language,
-        published=_iso_utc(published_raw or _string(item.get("date_modified"))),
+        published=_iso_utc(written),
         published_raw=published_raw or None,
+        dated=bool(written),
     )
 
 
@@ -259,9 +308,11 @@ def _iso_utc(value: str) -> datetime | None:
         return _aware_utc(datetime.fromisoformat(value))
     except ValueError:
         pass
+    except OverflowError:  # 9999-12-31T23:00-05:00 is past datetime's last day in UTC
+        return None
     try:
         return _aware_utc(parsedate_to_datetime(value))
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 

@@ -31,6 +31,9 @@ _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 _LINE_SEPARATORS = re.compile(r"\r\n?|[\u2028\u2029\x0b\x0c\x85]")
 _HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")  # \s includes NBSP and the other Unicode spaces
 _BLANK_LINES = re.compile(r"\n{3,}")
+# What a database text column cannot hold: NUL (PostgreSQL refuses it) and lone surrogates
+# (no UTF-8 form at all), with the other C0 controls and DEL, which are never text.
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 class _TextExtractor(HTMLParser):
@@ -120,3 +123,8 @@ def clean_line(s: str, *, is_html: bool = True) -> str:
     """One line of text (a title, an author): markup removed, all whitespace single spaces."""
     text = html_to_text(s) if is_html else plain_to_text(s)
     return " ".join(text.split())
+
+
+def storable(s: str) -> str:
+    """The text without characters a database column cannot hold (NUL, lone surrogates, controls)."""
+    return _UNSTORABLE.sub("", s)
