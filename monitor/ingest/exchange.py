@@ -7,6 +7,7 @@ failure into a `FetchError` with a short reason.
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import time
@@ -30,6 +31,9 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT_REDIRECTS = frozenset({301, 308})
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# A validator we can send back as it came: visible ASCII and spaces, of a sane length. Anything
+# else (UTF-8, control characters, a 100 KB ETag) would fail every later request before it left.
+_SENDABLE = re.compile(r"[\x20-\x7e\t]{1,1024}")
 
 
 class _Redirect(NamedTuple):
@@ -132,8 +136,8 @@ class Exchange:
         return _Redirect(response.status_code, str(response.url.join(location)))
 
     def _result(self, response: httpx.Response, body: bytes, fetched_at: datetime) -> FetchResult:
-        etag = response.headers.get("etag")
-        last_modified = response.headers.get("last-modified")
+        etag = sendable(response.headers.get("etag"))
+        last_modified = sendable(response.headers.get("last-modified"))
         if response.status_code == 304:
             # A 304 may omit the validators; keep ours or the next poll is unconditional.
             etag, last_modified = etag or self.etag, last_modified or self.last_modified
@@ -186,6 +190,11 @@ class Exchange:
         if isinstance(exc, httpx.ConnectTimeout) and self.deadline.remaining() > 0:
             return f"connect timed out after {self.options.connect_timeout:g} s"
         return f"timed out after {self.options.total_timeout:g} s"
+
+
+def sendable(value: str | None) -> str | None:
+    """A validator as it can be sent back in a request header; None when it cannot be."""
+    return value if value and _SENDABLE.fullmatch(value) else None
 
 
 def _conditional_headers(etag: str | None, last_modified: str | None) -> dict[str, str]:

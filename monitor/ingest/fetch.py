@@ -15,7 +15,7 @@ from types import TracebackType
 import httpx
 
 from monitor import __version__
-from monitor.ingest.exchange import Exchange
+from monitor.ingest.exchange import Exchange, sendable
 from monitor.ingest.politeness import HostGate
 from monitor.types import FetchResult
 
@@ -82,7 +82,8 @@ class Fetcher:
     ) -> FetchResult:
         """GET `url`, conditionally when validators are given; FetchError unless 2xx or 304."""
         exchange = Exchange(self._client, self._gate, self.options, url, feed_id)
-        exchange.etag, exchange.last_modified = etag, last_modified
+        # A validator stored before it was checked (see `sendable`) must not stop the feed.
+        exchange.etag, exchange.last_modified = sendable(etag), sendable(last_modified)
         return exchange.run()
 
     def close(self) -> None:
