@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,11 @@ __all__ = ["STARTER_NARRATIVES", "ImportReport", "RowProblem", "narrative_id", "
 
 STARTER_NARRATIVES = Path(__file__).parents[1] / "data" / "narratives.yaml"
 _EUVSDISINFO_HEADER = frozenset({"summary", "disproof", "outlet"})
+# One cell longer than this is a broken row (a lost closing quote swallows the rest of the
+# file), not a narrative: the row is skipped and reported, the others imported. The csv
+# module's own limit (128 KB) would abort the whole file instead, so it is lifted past ours.
+MAX_CELL_CHARS = 100_000
+csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 2**31 - 1)))
 
 
 def read_narratives(path: Path) -> ImportReport:
@@ -51,7 +57,10 @@ def read_narratives(path: Path) -> ImportReport:
         raise NarrativeFileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except OSError as exc:
         raise NarrativeFileError(path, f"cannot read the file: {exc.strerror or exc}") from exc
-    return read(text, path)
+    try:
+        return read(text, path)
+    except RecursionError:  # json and YAML's composer recurse once per level of nesting
+        raise NarrativeFileError(path, "nested too deeply to be a narrative file") from None
 
 
 def _item_row(line: int, value: object) -> Row | RowProblem:
@@ -82,8 +91,12 @@ def _csv_rows(reader: Reader, header: list[str], path: Path) -> Iterator[Row | R
     start = reader.line_num + 1  # csv yields [] for a blank line, so the count stays exact
     try:
         for record in reader:
+            longest = max(map(len, record), default=0)
             if len(record) > len(header):
                 yield RowProblem(start, f"{len(record)} fields but {len(header)} columns; row skipped")
+            elif longest > MAX_CELL_CHARS:
+                yield RowProblem(start, f"a cell of {longest} characters (at most {MAX_CELL_CHARS}); "
+                                        "row skipped")
             elif any(value.strip() for value in record):
                 values = zip(header, (value.strip() for value in record), strict=False)
                 yield Row(start, {name: value for name, value in values if value})
@@ -104,6 +117,9 @@ def _jsonl_rows(text: str) -> Iterator[Row | RowProblem]:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             yield RowProblem(number, f"not valid JSON: {exc.msg} at column {exc.colno}")
+            continue
+        except RecursionError:
+            yield RowProblem(number, "nested too deeply; row skipped")
             continue
         yield _item_row(number, value)
 

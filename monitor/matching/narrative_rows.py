@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from monitor.ingest.text import storable
 from monitor.types import Narrative
 
 KNOWN_KEYS = frozenset(
@@ -95,7 +96,7 @@ def _text(value: object) -> str:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"expected text, got {kind(value)}")
-    return str(value).strip()
+    return storable(str(value)).strip()  # a NUL would stop the whole import on PostgreSQL
 
 
 def _items(separators: re.Pattern[str]) -> BeforeValidator:
