@@ -113,7 +113,7 @@ def test_environment_errors_name_the_variable(tmp_path: Path, monkeypatch: pytes
 
 def test_visibility_timeout_must_be_positive(tmp_path: Path) -> None:
     found = problems(write(tmp_path, '[engine]\nvisibility_timeout = "0s"\n'))
-    assert found == ["engine.visibility_timeout: Input should be greater than or equal to 1"]
+    assert found == ["engine.visibility_timeout: must be at least 1 second"]
 
 
 def test_worker_refuses_the_local_engine(tmp_path: Path) -> None:

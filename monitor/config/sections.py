@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from string import Formatter
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitor.config.values import Duration, Size
+from monitor.config.values import MAX_DURATION, Duration, Size
 from monitor.config_engine import EngineKind
 
 MIN_INTERVAL = 60  # seconds; faster polling is impolite to publishers
@@ -16,6 +17,9 @@ MIN_INTERVAL = 60  # seconds; faster polling is impolite to publishers
 DEFAULT_ALERT_THRESHOLD = 0.70
 DEFAULT_WATCH_THRESHOLD = 0.58
 _FEED_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+HOUR = 3600.0  # the longest wait on one host or one exchange that still makes sense
+# What monitor/service/digest_job.py fills into digest.subject with str.format.
+SUBJECT_FIELDS = ("date",)
 
 
 class _Strict(BaseModel):
@@ -23,15 +27,15 @@ class _Strict(BaseModel):
 
 
 class MonitorSection(_Strict):
-    poll_interval: Duration = Field(900.0, ge=MIN_INTERVAL)
+    poll_interval: Duration = Field(900.0, ge=MIN_INTERVAL, le=MAX_DURATION)
     data_dir: str = "data"
     max_concurrency: int = Field(16, ge=1, le=512)
     per_host_concurrency: int = Field(2, ge=1, le=64)
-    per_host_delay: Duration = Field(1.0, ge=0)
-    connect_timeout: Duration = Field(10.0, gt=0)
-    timeout: Duration = Field(30.0, gt=0)
+    per_host_delay: Duration = Field(1.0, ge=0, le=HOUR)
+    connect_timeout: Duration = Field(10.0, gt=0, le=HOUR)
+    timeout: Duration = Field(30.0, gt=0, le=HOUR)
     max_body_size: Size = Field(10 * 1024 * 1024, ge=1024)
-    retry_after_cap: Duration = Field(6 * 3600.0, ge=0)
+    retry_after_cap: Duration = Field(6 * 3600.0, ge=0, le=MAX_DURATION)
     max_backoff: Duration = Field(86400.0, ge=MIN_INTERVAL, le=86400)
     reload_interval: Duration = Field(10.0, gt=0, le=60)
     user_agent: str | None = None
@@ -90,8 +94,8 @@ class SlackSection(_Strict):
 
 
 class AlertsSection(_Strict):
-    flood_limit: int = Field(10, ge=1)  # alerts per narrative and channel per flood_window
-    flood_window: Duration = Field(3600.0, ge=60)
+    flood_limit: int = Field(10, ge=1, le=100_000)  # alerts per narrative and channel per flood_window
+    flood_window: Duration = Field(3600.0, ge=60, le=MAX_DURATION)
     deliver_interval: Duration = Field(5.0, gt=0, le=600)  # how often `run` flushes the outbox
     near_duplicate: float = Field(0.95, gt=0, le=1)  # lead similarity that makes two articles one story
     slack: SlackSection = SlackSection()
@@ -103,7 +107,7 @@ class SmtpSection(_Strict):
     starttls: bool = True
     ssl: bool = False  # implicit TLS (usually port 465) instead of STARTTLS
     username: str | None = None  # the password comes from MONITOR_SMTP_PASSWORD
-    timeout: Duration = Field(30.0, gt=0)
+    timeout: Duration = Field(30.0, gt=0, le=HOUR)
 
 
 class DigestSection(_Strict):
@@ -116,6 +120,24 @@ class DigestSection(_Strict):
     top_articles: int = Field(5, ge=1, le=50)
     outbox_dir: str = "digests"  # without [digest.smtp], digests are written here (under data_dir)
     smtp: SmtpSection | None = None
+
+    @field_validator("subject")
+    @classmethod
+    def _known_fields(cls, subject: str) -> str:
+        try:
+            fields = [name for _, name, _, _ in Formatter().parse(subject) if name is not None]
+        except ValueError as exc:  # a lone "{" or "}"
+            raise ValueError(f"not a valid template ({exc}); write a literal brace as {{{{ or }}}}"
+                             ) from exc
+        known = ", ".join(f"{{{name}}}" for name in SUBJECT_FIELDS)
+        for name in fields:
+            if name not in SUBJECT_FIELDS:
+                raise ValueError(f"unknown field {{{name}}} (only {known} is filled in)")
+        try:
+            subject.format(**{name: "2026-01-01" for name in SUBJECT_FIELDS})
+        except (ValueError, KeyError, IndexError, AttributeError) as exc:
+            raise ValueError(f"not a valid template ({exc})") from exc
+        return subject
 
     @field_validator("timezone")
     @classmethod
@@ -143,7 +165,7 @@ class EngineSection(_Strict):
 class FeedSection(_Strict):
     url: str = Field(pattern=r"^https?://\S+$")
     name: str | None = None
-    interval: Duration | None = Field(None, ge=MIN_INTERVAL)
+    interval: Duration | None = Field(None, ge=MIN_INTERVAL, le=MAX_DURATION)
     enabled: bool = True
     language: str | None = Field(None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")
     tags: tuple[str, ...] = ()

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.config.sections import ConfigFile, FeedSection, MonitorSection
+from monitor.config.values import describe_seconds, parse_duration
 from monitor.config_engine import EngineSettings, resolve_engine
 from monitor.errors import ConfigError
 from monitor.ingest.fetch import FetchOptions
@@ -97,10 +100,40 @@ def parse_config(raw: bytes, path: Path) -> ConfigFile:
         raise ConfigError(path, [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [f"TOML syntax error: {exc}"]) from exc
+    problems = _control_characters(data, ())
     try:
-        return ConfigFile.model_validate(data)
+        file = ConfigFile.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(path, [_describe(error) for error in exc.errors()]) from exc
+        problems += [_describe(error) for error in exc.errors()]
+    if problems:
+        raise ConfigError(path, list(dict.fromkeys(problems)))
+    return file
+
+
+# C0, DEL and C1. A NUL in a feed name (say, from a hostile feed's title) is refused by
+# PostgreSQL when the feed is stored; a newline in digest.subject would end a mail header.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _control_characters(value: object, loc: tuple[str, ...]) -> list[str]:
+    """One problem per key or string value (at any depth) holding a control character."""
+    where = ".".join(loc)
+    if isinstance(value, str):
+        found = _CONTROL.search(value)
+        return [f"{where}: contains the control character U+{ord(found.group()):04X}; remove it"
+                ] if found else []
+    if isinstance(value, dict):
+        problems = []
+        for key, item in value.items():
+            if _CONTROL.search(key):
+                shown = ".".join((*loc, _CONTROL.sub("?", key)))
+                problems.append(f"{shown}: a key with a control character; remove it")
+            else:
+                problems += _control_characters(item, (*loc, key))
+        return problems
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _control_characters(item, (*loc, str(i)))]
+    return []
 
 
 _PATTERN_MESSAGES = {
@@ -113,24 +146,64 @@ _PATTERN_MESSAGES = {
 }
 
 
+# Keys that hold secrets elsewhere: they are read from the environment only, never the file
+# (monitor/flow.py reads the Slack ones, monitor/service/digest_job.py the SMTP password).
+_SECRET_KEYS: dict[tuple[str, ...], str] = {
+    ("digest", "smtp", "password"): "MONITOR_SMTP_PASSWORD",
+    ("alerts", "slack", "token"): "SLACK_BOT_TOKEN",
+    ("alerts", "slack", "bot_token"): "SLACK_BOT_TOKEN",
+    ("alerts", "slack", "webhook"): "SLACK_WEBHOOK_URL",
+    ("alerts", "slack", "webhook_url"): "SLACK_WEBHOOK_URL",
+}
+# Bounds pydantic states as numbers ("less than or equal to 3600") said as durations.
+_BOUNDS = {"greater_than_equal": ("ge", "at least"), "greater_than": ("gt", "more than"),
+           "less_than_equal": ("le", "at most")}
+
+
 def _describe(error: Any) -> str:
     """One line for one pydantic error: "feeds.bbc.interval: must be ..."."""
-    loc = [str(part) for part in error["loc"]]
+    loc = [_CONTROL.sub("?", str(part)) for part in error["loc"]]  # never echo a control character
     kind = error["type"]
     if kind == "extra_forbidden":
+        secret = _SECRET_KEYS.get(tuple(loc))
+        if secret:
+            return f"{'.'.join(loc)}: secrets come from the environment: {secret}"
         return f"{'.'.join(loc)}: unknown key (check the spelling)"
     if kind == "missing":
         return f"{'.'.join(loc)}: required key is missing"
     if len(loc) >= 2 and loc[0] == "feeds" and loc[-1] == "[key]":
         return f"feeds.{loc[1]}: feed id must be letters, digits, '_', '-' or '.'"
     message = str(error["msg"]).removeprefix("Value error, ")
-    if kind == "greater_than_equal" and loc[-1] in {"interval", "poll_interval", "max_backoff"}:
-        message = f"must be at least {int(error['ctx']['ge'])} seconds"
+    if kind in _BOUNDS and loc[-1] in _DURATION_KEYS:
+        bound, words = _BOUNDS[kind]
+        message = f"must be {words} {describe_seconds(float(error['ctx'][bound]))}"
     if loc[-1] == "metrics_port" and kind in {"greater_than_equal", "less_than_equal"}:
         message = "must be a port number from 1 to 65535, or 0 to turn metrics off"
     if kind == "string_pattern_mismatch":
         message = _PATTERN_MESSAGES.get(loc[-1] if not loc[-1].isdigit() else loc[-2], message)
     return f"{'.'.join(loc)}: {message}"
+
+
+def _types_in(annotation: object) -> Iterator[object]:
+    yield annotation
+    for arg in get_args(annotation):
+        yield from _types_in(arg)
+
+
+def _duration_keys(model: type[BaseModel]) -> frozenset[str]:
+    """The names of every Duration key in the model and the tables under it."""
+    keys: set[str] = set()
+    for name, info in model.model_fields.items():
+        parts = [*info.metadata, *_types_in(info.annotation)]
+        if any(getattr(part, "func", None) is parse_duration for part in parts):
+            keys.add(name)
+        for part in parts:
+            if isinstance(part, type) and issubclass(part, BaseModel):
+                keys |= _duration_keys(part)
+    return frozenset(keys)
+
+
+_DURATION_KEYS = _duration_keys(ConfigFile)
 
 
 def _settings(path: Path, file: ConfigFile) -> Settings:
