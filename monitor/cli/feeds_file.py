@@ -18,6 +18,9 @@ from monitor.ingest.discover import DiscoveredFeed
 
 _ID_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _HOST_PREFIXES = ("www.", "feeds.", "feed.", "rss.", "rss2.", "news.")
+# C0, DEL, C1 and the bidi controls: a feed's own title is a stranger's text, and the config
+# refuses control characters (a NUL in a name cannot even be stored on PostgreSQL).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
 
 
 def add_feed(
@@ -37,8 +40,9 @@ def add_feed(
         raise ConfigError(path, [f"feeds.{chosen}: feed id must be letters, digits, '_', '-' or '.'"])
     entry = tomlkit.table()
     entry["url"] = found.url
-    if name or found.title:
-        entry["name"] = name or found.title
+    title = clean_title(found.title)
+    if name or title:
+        entry["name"] = name or title
     if interval:
         entry["interval"] = interval
     feeds[chosen] = entry
@@ -46,6 +50,13 @@ def add_feed(
     parse_config(text.encode("utf-8"), path)  # never write a file the monitor would reject
     _write_atomically(path, text)
     return chosen
+
+
+def clean_title(title: str | None) -> str | None:
+    """A discovered feed title fit for feeds.toml: control characters become spaces, runs collapse."""
+    if title is None:
+        return None
+    return " ".join(_UNPRINTABLE.sub(" ", title).split()) or None
 
 
 def suggest_id(url: str, taken: set[str]) -> str:
