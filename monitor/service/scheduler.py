@@ -50,6 +50,7 @@ class FeedScheduler:
         self._rng = rng or random.Random()
         self._feeds: dict[str, Feed] = {}
         self._config_digest = _digest(settings.path)
+        self._failed_digest: str | None = None  # an edit that could not be applied, retried
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(settings.monitor.max_concurrency)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -83,46 +84,74 @@ class FeedScheduler:
         log.info("scheduler stopped")
 
     def reload(self) -> bool:
-        """Apply an edited feeds.toml; a broken edit is reported and the last good one stays."""
-        digest = _digest(self.settings.path)
+        """Apply an edited feeds.toml; on any error it is reported and the last good one stays."""
+        path = self.settings.path
+        digest = _digest(path)
         if digest == self._config_digest:
             return False
         if digest is None:
             log.error("config file unreadable; keeping the last good configuration",
-                      extra={"path": str(self.settings.path)})
+                      extra={"path": str(path)})
             return False
         self._config_digest = digest
         try:
-            settings = self._load(self.settings.path)
+            settings = self._load(path)
+            self._warn_restart_only(settings)
+            self._apply(settings)
         except ConfigError as exc:
             log.error("config edit rejected; keeping the last good configuration",
-                      extra={"path": str(self.settings.path), "problems": "; ".join(exc.problems)})
+                      extra={"path": str(path), "problems": "; ".join(exc.problems)})
             return False
-        if settings.file.model_dump(exclude={"feeds"}) != self.settings.file.model_dump(
-            exclude={"feeds"}
-        ):
-            log.warning("only [feeds.*] changes apply while running; restart for the rest",
-                        extra={"path": str(settings.path)})
-        self._apply(settings)
+        except Exception as exc:
+            # Not a validation problem (the database refused a value, a bug): `run` must outlive it.
+            self._restore(digest, exc)
+            return False
         self.settings = settings
+        self._failed_digest = None
         return True
 
+    def _warn_restart_only(self, settings: Settings) -> None:
+        if settings.file.model_dump(exclude={"feeds"}) != self.settings.file.model_dump(exclude={"feeds"}):
+            log.warning("only [feeds.*] changes apply while running; restart for the rest",
+                        extra={"path": str(settings.path)})
+
+    def _restore(self, digest: str, exc: Exception) -> None:
+        """Report an edit that failed to apply, and put the last good feeds back."""
+        fields = {"path": str(self.settings.path), "error": f"{type(exc).__name__}: {exc}"}
+        if digest != self._failed_digest:
+            log.exception("config edit rejected; keeping the last good configuration", extra=fields)
+        else:  # the traceback was logged the first time
+            log.warning("config edit still cannot be applied; keeping the last good configuration",
+                        extra=fields)
+        self._failed_digest = digest
+        self._config_digest = None  # the same edit is tried again on the next reload: the cause may pass
+        try:
+            self._apply(self.settings)
+        except Exception:
+            log.exception("could not restore the last good feeds; retried on the next reload")
+
     def _apply(self, settings: Settings) -> None:
-        wanted = {feed.id: feed for feed in settings.feeds() if feed.enabled}
-        self.pipeline.repo.sync_feeds(settings.feeds())
+        feeds = settings.feeds()
+        wanted = {feed.id: feed for feed in feeds if feed.enabled}
+        # Triggers first: a value APScheduler cannot take fails here, before anything changed.
+        changed = {feed_id: _trigger(feed) for feed_id, feed in wanted.items()
+                   if (old := self._feeds.get(feed_id)) is None or (old.url, old.interval) != (
+                       feed.url, feed.interval)}
+        self.pipeline.repo.sync_feeds(feeds)
+        # self._feeds follows each job, so that a failure part-way can be rolled back by _restore.
         for feed_id in set(self._feeds) - set(wanted):
             self._scheduler.remove_job(_job_id(feed_id))
+            del self._feeds[feed_id]
             log.info("feed unscheduled", extra={"feed": feed_id})
-        for feed in wanted.values():
-            old = self._feeds.get(feed.id)
-            if old is None or (old.url, old.interval) != (feed.url, feed.interval):
-                self._schedule(feed, replace=old is not None)
-        self._feeds = wanted
+        for feed_id, trigger in changed.items():
+            self._schedule(wanted[feed_id], trigger, replace=feed_id in self._feeds)
+            self._feeds[feed_id] = wanted[feed_id]
+        self._feeds = dict(wanted)
 
-    def _schedule(self, feed: Feed, replace: bool) -> None:
+    def _schedule(self, feed: Feed, trigger: IntervalTrigger, replace: bool) -> None:
         self._scheduler.add_job(
             self._poll,
-            IntervalTrigger(seconds=feed.interval, jitter=min(feed.interval * 0.05, 60)),
+            trigger,
             args=[feed.id],
             id=_job_id(feed.id),
             name=f"poll {feed.id}",
@@ -151,6 +180,10 @@ class FeedScheduler:
             log.exception("poll crashed", extra={"feed": feed.id, "url": feed.url})
 
 
+
+
+def _trigger(feed: Feed) -> IntervalTrigger:
+    return IntervalTrigger(seconds=feed.interval, jitter=min(feed.interval * 0.05, 60))
 
 
 def _guarded(name: str, function: Callable[[], object]) -> None:
