@@ -23,7 +23,8 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 SECRET_ENV = ("SLACK_BOT_TOKEN", "SLACK_WEBHOOK_URL", "MONITOR_SMTP_PASSWORD")
 _MIN_SECRET = 6  # shorter values would blank out ordinary words; the patterns still apply
 _USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/?#@\s\"'\\<>]+)@", re.IGNORECASE)
-_SLACK_HOOK = re.compile(r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_-]+", re.IGNORECASE)
+_SLACK_HOOK = re.compile(r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_-]+",
+                         re.IGNORECASE)
 _SLACK_TOKEN = re.compile(r"\b(xox[a-z]-|xapp-)[A-Za-z0-9-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
