@@ -36,6 +36,9 @@ UNTITLED = "(untitled)"
 
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([^\"';\s]+)", re.IGNORECASE)
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
+# A written date with a year in it. Only those are counted when unusable: "not a date" or an
+# empty <pubDate> is a missing date, not one worth a warning on every poll.
+_YEAR = re.compile(r"\d{4}")
 _JSON_FEED_VERSION = re.compile(r"https?://jsonfeed\.org/version/")
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # UTF-32 BOMs start alike
 
@@ -52,7 +55,7 @@ class _Entry:
     language: str | None  # declared by the entry or its feed, normalised
     published: datetime | None  # aware UTC
     published_raw: str | None  # as written, for the fallback guid
-    dated: bool = False  # the entry wrote some date, usable or not
+    dated: bool = False  # the entry wrote a date with a year, usable or not
 
 
 @dataclass
@@ -211,10 +214,15 @@ def _xml_entry(entry: Mapping[str, Any], feed_language: str | None) -> _Entry:
         text=_detail_text(body or entry.get("summary_detail")),
         author=clean_line(author, is_html=False) or None,
         language=next(filter(None, map(_language, declared)), feed_language),
-        published=_struct_utc(entry.get("published_parsed") or entry.get("updated_parsed")),
+        published=_struct_utc(entry.get("published_parsed") or _own(entry, "updated_parsed")),
         published_raw=entry.get("published"),
-        dated=not {"published", "updated"}.isdisjoint(entry.keys()),  # .get("updated") warns
+        dated=_has_year(_own(entry, "published"), _own(entry, "updated")),
     )
+
+
+def _own(entry: Mapping[str, Any], key: str) -> Any:
+    """The entry's own value; .get() of a missing "updated*" key warns and returns "published*"."""
+    return entry[key] if key in entry else None  # noqa: SIM401 (.get is what warns)
 
 
 def _detail_text(detail: Mapping[str, Any] | None, *, line: bool = False) -> str:
@@ -287,7 +295,7 @@ def _json_entry(item: Mapping[str, Any], language: str | None, author: str | Non
         language=_language(item.get("language")) or language,
         published=_iso_utc(written),
         published_raw=published_raw or None,
-        dated=bool(written),
+        dated=_has_year(written),
     )
 
 
@@ -324,6 +332,11 @@ def _string(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return ""
     return str(value).strip()
+
+
+def _has_year(*values: object) -> bool:
+    """Whether any of the values is text holding something like a year."""
+    return any(isinstance(value, str) and _YEAR.search(value) for value in values)
 
 
 def _language(value: object) -> str | None:
