@@ -116,7 +116,8 @@ def make_pipeline(settings: Settings, engine: Engine, *, sync: bool = True) -> P
     repo = Repository(engine)
     if sync:
         repo.sync_feeds(settings.feeds())
-    return Pipeline(repo, Fetcher(settings.fetch_options()), max_backoff=settings.monitor.max_backoff)
+    return Pipeline(repo, Fetcher(settings.fetch_options()), max_backoff=settings.monitor.max_backoff,
+                    max_items=settings.monitor.max_items_per_poll)
 
 
 def make_sender(settings: Settings) -> SlackSender:

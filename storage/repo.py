@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import Engine, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.errors import NotFoundError, StorageError
@@ -23,18 +23,22 @@ from monitor.types import (
     StoreOutcome,
     utc_now,
 )
-from storage.db import reader
+from storage.db import reader, write_error
 from storage.outbox_write import SessionFacts, write_entries
 from storage.tables import ArticlePassageRow, ArticleRow, ArticleSourceRow, FeedRow
 
 _IN_CHUNK = 500  # values in one IN (...): well under every backend's parameter limit
+# Articles stored per write transaction: SQLite has one writer at a time, and a 45,000-item
+# feed in one transaction held everyone else (polls, `monitor status`) out for over a minute.
+STORE_BATCH = 500
 
 
 class Repository:
     """Feeds' polling state and the articles they delivered."""
 
-    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
+    def __init__(self, engine: Engine, clock: Clock = utc_now, batch: int = STORE_BATCH) -> None:
         self.engine = engine
+        self.batch = batch
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._reads = sessionmaker(reader(engine), expire_on_commit=False)  # never write in these
         self._clock = clock
@@ -43,6 +47,9 @@ class Repository:
 
     def sync_feeds(self, feeds: Iterable[Feed]) -> None:
         """Make the feeds table agree with the configuration; state survives unless the URL changed."""
+        feeds = list(feeds)
+        if not self._out_of_sync(feeds):
+            return  # nothing to write: no write lock taken, so `feeds list` never waits for a poll
         with self._sessions.begin() as session:
             for feed in feeds:
                 row = session.get(FeedRow, feed.id)
@@ -52,6 +59,17 @@ class Repository:
                     _reset_feed_row(row, feed)
                 else:
                     row.name = feed.name
+
+    def _out_of_sync(self, feeds: Sequence[Feed]) -> bool:
+        """Whether any feed is missing from the table or differs in URL or name."""
+        stored: dict[str, tuple[str, str | None]] = {}
+        ids = [feed.id for feed in feeds]
+        with self._reads() as session:
+            for start in range(0, len(ids), _IN_CHUNK):
+                query = select(FeedRow.id, FeedRow.config_url, FeedRow.name).where(
+                    FeedRow.id.in_(ids[start : start + _IN_CHUNK]))
+                stored.update((row_id, (url, name)) for row_id, url, name in session.execute(query))
+        return any(stored.get(feed.id) != (feed.url, feed.name) for feed in feeds)
 
     def reset_feed(self, feed: Feed) -> None:
         """Forget errors, backoff and a 410: the feed is polled again from its configured URL."""
@@ -80,23 +98,46 @@ class Repository:
 
     def save_feed_state(self, state: FeedState) -> None:
         """Record the outcome of a poll that stored no articles (304, errors, 410)."""
-        with self._sessions.begin() as session:
-            _update_state(session, state)
+        try:
+            with self._sessions.begin() as session:
+                _update_state(session, state)
+        except SQLAlchemyError as exc:
+            raise write_error(exc, "save feed state") from exc
 
     def record_success(
         self, state: FeedState, articles: Sequence[Article], copies: CopyRules | None = None
     ) -> list[StoredArticle]:
-        """Store a fetched document's articles and the feed's new state in one transaction.
+        """Store a fetched document's articles, `batch` per transaction, the feed's new state with the last.
 
-        For each article stored as a copy of another, what `copies` make of it (replies under
-        the original's alerts) is written to the outbox in the same transaction.
+        A crash between batches leaves the old state, validators included: the next poll fetches
+        the document again and stores the rest, finding the stored ones unchanged. For each
+        article stored as a copy of another, what `copies` make of it (replies under the
+        original's alerts) is written to the outbox in the article's transaction.
         """
-        with self._sessions.begin() as session:
-            unchanged = _unchanged(session, articles)
-            stored = [unchanged.get((a.feed_id, a.guid_hash)) or self._store_one(session, a, copies)
-                      for a in articles]
-            _update_state(session, state)
+        stored: list[StoredArticle] = []
+        starts = range(0, len(articles), self.batch) if articles else [0]
+        try:
+            for start in starts:
+                with self._sessions.begin() as session:
+                    batch = articles[start : start + self.batch]
+                    unchanged = _unchanged(session, batch)
+                    stored += [unchanged.get((a.feed_id, a.guid_hash)) or self._store_one(session, a, copies)
+                               for a in batch]
+                    if start + self.batch >= len(articles):
+                        _update_state(session, state)
+        except SQLAlchemyError as exc:
+            raise write_error(exc, "store articles") from exc
         return stored
+
+    def stored_guids(self, feed_id: str, guid_hashes: Sequence[str]) -> set[str]:
+        """Which of these guid hashes the feed delivered before."""
+        found: set[str] = set()
+        with self._reads() as session:
+            for start in range(0, len(guid_hashes), _IN_CHUNK):
+                chunk = guid_hashes[start : start + _IN_CHUNK]
+                found.update(session.scalars(select(ArticleSourceRow.guid_hash).where(
+                    ArticleSourceRow.feed_id == feed_id, ArticleSourceRow.guid_hash.in_(chunk))))
+        return found
 
     def feed_reports(self, feeds: Sequence[Feed]) -> list[FeedReport]:
         """Health of each configured feed, then of feeds removed from the configuration."""

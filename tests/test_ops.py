@@ -141,6 +141,7 @@ def test_healthz_is_200_when_the_database_answers_and_the_scheduler_runs(sqlite_
         status, content_type, body = get(server, "/healthz")
         assert (status, content_type) == (200, "application/json")
         assert json.loads(body) == {"status": "ok", "checks": {"database": {"ok": True},
+                                                               "storage": {"ok": True},
                                                                "scheduler": {"ok": True}}}
         running.clear()
         status, _type, body = get(server, "/healthz")
@@ -296,7 +297,7 @@ def test_run_serves_healthz_and_metrics(tmp_path: Path, feed_server: FeedServer)
     try:
         wait_for(lambda: (_fetch(f"{base}/healthz") or (0, ""))[0] == 200, 60, "a healthy /healthz")
         assert json.loads((_fetch(f"{base}/healthz") or (0, ""))[1])["checks"] == {
-            "database": {"ok": True}, "scheduler": {"ok": True}}
+            "database": {"ok": True}, "storage": {"ok": True}, "scheduler": {"ok": True}}
 
         def metrics() -> Samples:
             answer = _fetch(f"{base}/metrics")

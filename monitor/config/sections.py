@@ -35,6 +35,7 @@ class MonitorSection(_Strict):
     connect_timeout: Duration = Field(10.0, gt=0, le=HOUR)
     timeout: Duration = Field(30.0, gt=0, le=HOUR)
     max_body_size: Size = Field(10 * 1024 * 1024, ge=1024)
+    max_items_per_poll: int = Field(1000, ge=1, le=1_000_000)  # new articles stored per poll, newest first
     retry_after_cap: Duration = Field(6 * 3600.0, ge=0, le=MAX_DURATION)
     max_backoff: Duration = Field(86400.0, ge=MIN_INTERVAL, le=86400)
     reload_interval: Duration = Field(10.0, gt=0, le=60)

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from alerts.outbox_rules import copy_entries
-from monitor.errors import FetchError, ParseError
+from monitor.errors import FetchError, ParseError, StorageError
 from monitor.ingest.backoff import next_poll_after_failure, next_poll_after_success
 from monitor.ingest.fetch import Fetcher
 from monitor.ingest.parse import parse_feed
 from monitor.types import (
+    Article,
     CopyRules,
     FeedState,
     FeedStatus,
@@ -29,6 +30,9 @@ from storage.repo import Repository
 
 log = logging.getLogger("monitor.ingest.poller")
 
+# New articles stored from one document; see Pipeline.max_items.
+DEFAULT_MAX_ITEMS = 1000
+
 
 @dataclass
 class Pipeline:
@@ -40,6 +44,9 @@ class Pipeline:
     clock: Callable[[], datetime] = utc_now
     rng: random.Random = field(default_factory=random.Random)
     copies: CopyRules = copy_entries  # replies under earlier alerts, written as copies are stored
+    # New articles stored per poll, newest first; the rest wait for the next poll. One feed
+    # dumping its archive must not hold the database and the embedder for hours.
+    max_items: int = DEFAULT_MAX_ITEMS
 
     def poll_feed(self, feed: FeedConfig, *, force: bool = False) -> PollResult:
         """Poll one feed unless it is gone or (without `force`) backing off."""
@@ -62,8 +69,12 @@ class Pipeline:
     def _crashed(self, feed: FeedConfig, state: FeedState, exc: Exception) -> PollResult:
         """A bug or a database error: recorded on the feed if possible, so that it backs off
         and one feed never stops a batch."""
-        log.exception("poll crashed", extra={"feed": feed.id, "url": state.url})
-        reason = f"internal error: {type(exc).__name__}: {exc}"
+        if isinstance(exc, StorageError):  # the database's own words; no traceback to add
+            reason = f"storage error: {exc}"
+            log.error("poll could not be stored", extra={"feed": feed.id, "url": state.url, "error": reason})
+        else:
+            log.exception("poll crashed", extra={"feed": feed.id, "url": state.url})
+            reason = f"internal error: {type(exc).__name__}: {exc}"
         try:
             return self._failed(feed, state, reason, None, None)
         except Exception:
@@ -98,12 +109,31 @@ class Pipeline:
         try:
             parsed = parse_feed(doc, feed)
         except ParseError as exc:
-            return self._failed(feed, _moved(state, doc), exc.reason, doc.status, None)
+            # Not `_moved`: a redirect to something that is not a feed must not become its URL.
+            return self._failed(feed, state, exc.reason, doc.status, None)
+        articles, left = self._capped(feed.id, parsed.articles)
         success = self._succeeded(feed, state, doc)
-        stored = self.repo.record_success(success, parsed.articles, self.copies)
-        result = _summarise(feed.id, success.url, doc.status, stored, parsed.warning)
+        if left:  # without validators the next poll fetches the document again and gets the rest
+            success = replace(success, etag=None, last_modified=None)
+        stored = self.repo.record_success(success, articles, self.copies)
+        warnings = [parsed.warning, f"{left} new item(s) over max_items_per_poll left for the next poll"
+                    if left else None]
+        warning = "; ".join(filter(None, warnings)) or None
+        result = _summarise(feed.id, success.url, doc.status, stored, warning)
         _log_result(result)
         return result
+
+    def _capped(self, feed_id: str, articles: tuple[Article, ...]) -> tuple[list[Article], int]:
+        """The articles to store now (at most `max_items` new ones, the newest), and how many wait."""
+        if len(articles) <= self.max_items:
+            return list(articles), 0
+        known = self.repo.stored_guids(feed_id, [a.guid_hash for a in articles])
+        new = [a for a in articles if a.guid_hash not in known]
+        if len(new) <= self.max_items:
+            return list(articles), 0
+        newest = sorted(new, key=lambda a: a.published, reverse=True)[: self.max_items]
+        kept = {a.guid_hash for a in newest} | known
+        return [a for a in articles if a.guid_hash in kept], len(new) - self.max_items
 
     def _succeeded(self, feed: FeedConfig, state: FeedState, doc: FetchResult) -> FeedState:
         """The feed's state after an answer we could use (200 or 304)."""
@@ -180,5 +210,5 @@ def _log_result(result: PollResult, next_poll: datetime | None = None) -> None:
     else:
         counts = {"new": result.new, "updated": result.updated, "duplicates": result.duplicates}
         log.info("poll ok", extra={**fields, **counts})
-        if result.warning:
-            log.warning("ill-formed feed accepted", extra={**fields, "warning": result.warning})
+        if result.warning:  # once per poll: ill-formed, repaired items, bad dates, items left
+            log.warning("feed accepted with problems", extra={**fields, "warning": result.warning})

@@ -13,6 +13,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,11 +26,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.service.metrics import PROCESS_METRICS
 from monitor.types import Feed, OpsFigures
+from storage.db import last_storage_failure
 from storage.ops_repo import ping, read_figures
 
 log = logging.getLogger("monitor.service.http")
 
 Check = Callable[[], str | None]  # None when healthy, otherwise what is wrong
+# How long a failed write (disk full, I/O error) keeps the `storage` check red. While the disk
+# stays full every poll fails again, so the check stays red; after a fix it clears by itself.
+STORAGE_FAILURE_WINDOW = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,20 @@ def database_check(engine: Engine) -> Check:
     def check() -> str | None:
         ping(engine)
         return None
+    return check
+
+
+def storage_check(engine: Engine, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Check:
+    """Red while this process's writes recently failed for the storage's sake (disk full, I/O).
+
+    The database check cannot see it: a full disk still answers `SELECT 1`, and the feeds
+    cannot record the failure they meet.
+    """
+    def check() -> str | None:
+        failure = last_storage_failure(engine)
+        if failure is None or clock() - failure.at > STORAGE_FAILURE_WINDOW:
+            return None
+        return f"writes failing: {failure.error} (last at {failure.at:%Y-%m-%d %H:%M:%S}Z)"
     return check
 
 
@@ -141,7 +160,8 @@ def make_server(
     `feeds` gives the current configuration (it can be re-read while running), which decides
     which feeds count as disabled or removed. Binding errors (OSError) reach the caller.
     """
-    checks = {"database": database_check(engine), "scheduler": scheduler_check(running)}
+    checks = {"database": database_check(engine), "storage": storage_check(engine),
+              "scheduler": scheduler_check(running)}
 
     def health() -> Health:
         return check_health(checks)
