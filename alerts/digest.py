@@ -1,10 +1,10 @@
 """The daily digest email: plain text, and HTML with a chart of the week inline.
 
 Everything that comes from a feed (titles, outlets, evidence, URLs, feed errors) is
-untrusted. It is cleaned of control characters and cut to a budget here, reaches the HTML
-only through Jinja's autoescaping, becomes a link only when it is an http(s) URL, and never
-reaches a header: the headers carry only the subject, sender and recipients from the
-configuration.
+untrusted. It is cleaned of control and bidi characters and cut to a budget here, reaches
+the HTML only through Jinja's autoescaping, becomes a link only when it is an http(s) URL,
+and never reaches a header: the headers carry only the subject, sender and recipients from
+the configuration.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from alerts.chart import DAYS, chart_png, day_label, png_size
 from alerts.links import http_url
-from alerts.text import clip
+from alerts.text import clip, one_line
 from monitor.types import Digest, DigestArticle, DigestNarrative, FailingFeed
 
 __all__ = ["render_digest"]
@@ -69,8 +69,8 @@ def render_digest(
 
 
 def _clean(text: str, limit: int) -> str:
-    """Untrusted text on one line, without control characters, cut to `limit` characters."""
-    return clip(" ".join(_CONTROL.sub(" ", text).split()), limit)
+    """Untrusted text on one line, without control or bidi characters, cut to `limit` characters."""
+    return clip(one_line(text), limit)
 
 
 def _long_date(day: date) -> str:

@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from alerts.text import one_line
 from monitor.types import Digest, DigestArticle, DigestNarrative, FailingFeed, MatchedArticle, Tier
 
 CHART_DAYS = 7
@@ -105,8 +106,8 @@ def _article(s: MatchedArticle) -> DigestArticle:
 
 
 def _daily(seen: Sequence[MatchedArticle], period: Period) -> dict[str, tuple[int, ...]]:
-    """Articles matched per narrative on each of the chart's days, by narrative title."""
-    titles = {s.narrative_id: s.narrative_title for s in seen}
+    """Articles matched per narrative on each of the chart's days, by narrative title (as shown)."""
+    titles = {s.narrative_id: one_line(s.narrative_title) for s in seen}
     per_day: dict[str, Counter[int]] = defaultdict(Counter)
     for index, (_day, start, end) in enumerate(period.days):
         for s in {(s.narrative_id, s.article_id): s for s in seen if start <= s.published < end}.values():

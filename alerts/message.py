@@ -1,9 +1,10 @@
 """Alerts as Slack messages: Block Kit blocks plus a plain-text fallback.
 
 Everything that comes from a feed (titles, outlet names, evidence, URLs) is untrusted. It
-reaches Slack markup only through `escape()` or `safe_url()`, and each piece is cut to its
-own budget before the pieces are put together. So building a message never fails, never
-goes over a Slack limit, never pings anyone and never breaks a link in half.
+reaches Slack markup only through `escape()` or `safe_url()`, without control or bidi
+characters (`alerts.text.printable`), and each piece is cut to its own budget before the
+pieces are put together. So building a message never fails, never goes over a Slack limit,
+never pings anyone, never reorders text and never breaks a link in half.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts.links import http_url
-from alerts.text import ELLIPSIS
+from alerts.text import ELLIPSIS, one_line
 from alerts.text import clip as clip_text
 from monitor.types import AlertContent
 
@@ -133,13 +134,9 @@ def test_message() -> SlackMessage:
     return _message(text, [_header("Narrative Monitor test message"), _section(text)])
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _inline(text: str, limit: int) -> str:
-    """Untrusted text, on one line, escaped and cut to `limit` characters."""
-    return clip(escape(_one_line(text)), limit)
+    """Untrusted text, on one line, without control characters, escaped and cut to `limit` characters."""
+    return clip(escape(one_line(text)), limit)
 
 
 def _link(url: str | None, label: str, limit: int) -> str:

@@ -29,6 +29,7 @@ from slack_sdk.webhook import WebhookClient
 
 from alerts.message import SlackMessage
 from alerts.retry import retry_after_seconds
+from alerts.text import printable
 
 logger = logging.getLogger(__name__)
 
@@ -153,13 +154,18 @@ class ConsoleSender:
         self._count = 0
 
     def post(self, channel: str, message: SlackMessage, thread_ts: str | None = None) -> str:
-        """Write the message: channel, fallback text, then each block's text; return 'console.N'."""
+        """Write the message: channel, fallback text, then each block's text; return 'console.N'.
+
+        It goes to a terminal or a log as plain text: escape sequences and control characters
+        are removed, as they are from anything else shown (a title must not clear the screen).
+        """
         with self._lock:
             self._count += 1
             ts = f"console.{self._count}"
             where = f"slack {channel} {ts}" + (f" (thread {thread_ts})" if thread_ts else "")
-            body = "\n".join(f"    {line}" for text in message.lines() for line in text.splitlines())
-            text = f"{where}: {message.text}\n{body}"
+            lines = (line for text in message.lines() for line in printable(text, newlines=True).splitlines())
+            body = "\n".join(f"    {line}" for line in lines)
+            text = printable(f"{where}: {message.text}", newlines=True) + f"\n{body}"
             if self._stream is None:
                 logger.info("%s", text)
             else:
