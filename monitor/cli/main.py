@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -20,6 +19,7 @@ from monitor.cli.alerts import alerts_app, describe
 from monitor.cli.digest import digest_app
 from monitor.cli.evaluate import eval_command
 from monitor.cli.matching import match, matches, narratives_app, reembed
+from monitor.cli.shown import json_text, plain
 from monitor.cli.status import ops_server, status
 from monitor.cli.support import Context, database, err, log, out, settings_of, shown_url
 from monitor.cli.worker import dispatcher, worker
@@ -167,9 +167,9 @@ def poll(
 
 def _print_poll_summary(results: list[PollResult]) -> None:
     table = Table("feed", "status", "http", "new", "updated", "dup", "error", box=None)
-    for r in results:
-        table.add_row(r.feed_id, r.status.value, str(r.http_status or "-"), str(r.new),
-                      str(r.updated), str(r.duplicates), r.error or r.warning or "")
+    for r in results:  # the error and warning may quote the server or the document
+        table.add_row(plain(r.feed_id), r.status.value, str(r.http_status or "-"), str(r.new),
+                      str(r.updated), str(r.duplicates), plain(r.error or r.warning))
     out.print(table)
     failed = sum(1 for r in results if r.error)
     out.print(f"Polled {len(results)} feed(s): {len(results) - failed} ok, {failed} failed; "
@@ -198,13 +198,13 @@ def feeds_list(
         repo.sync_feeds(settings.feeds())
         reports = repo.feed_reports(settings.feeds())
     if as_json:
-        out.print_json(json.dumps([_report_json(r) for r in reports]))
+        sys.stdout.write(json_text([_report_json(r) for r in reports], indent=2) + "\n")
         return
     table = Table("id", "status", "last success", "errors", "next poll", "articles", "url / last error")
-    for r in reports:
+    for r in reports:  # a redirect can set the url; the last error may quote the server
         detail = r.url if not r.last_error or r.status is FeedStatus.OK else f"{r.url}\n{r.last_error}"
-        table.add_row(r.id, r.status.value, _when(r.last_success), str(r.consecutive_errors),
-                      _when(r.next_poll), str(r.article_count), detail)
+        table.add_row(plain(r.id), r.status.value, _when(r.last_success), str(r.consecutive_errors),
+                      _when(r.next_poll), str(r.article_count), plain(detail))
     out.print(table)
 
 
@@ -260,7 +260,7 @@ def feeds_add(
     with Fetcher(settings.fetch_options()) as fetcher:
         found = discover_feed(url, fetcher)
     added = add_feed(settings.path, found, feed_id=feed_id, interval=interval, name=name)
-    out.print(f"Added [feeds.{added}] -> {found.url}" + (f" ({found.title})" if found.title else ""))
+    out.print(plain(f"Added [feeds.{added}] -> {found.url}" + (f" ({found.title})" if found.title else "")))
     out.print(f"Written to {settings.path}; a running monitor picks it up within a minute.")
 
 
@@ -290,7 +290,7 @@ def main() -> None:
     try:
         app()
     except MonitorError as exc:
-        err.print(f"error: {exc}", style="red", highlight=False, markup=False)
+        err.print(plain(f"error: {exc}"), style="red")  # it may quote a server or a file
         sys.exit(1)
 
 

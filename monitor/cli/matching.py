@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
+from alerts.text import printable
+from monitor.cli.shown import json_text, plain
 from monitor.cli.support import database, err, out, settings_of
 from monitor.errors import MonitorError
 from monitor.types import Feed, Narrative, Tier
@@ -44,14 +47,14 @@ def narratives_import(
 
     report = read_narratives(file)
     for problem in report.problems:
-        err.print(f"{file}:{problem.line}: {problem.message}", markup=False, highlight=False)
+        err.print(plain(f"{file}:{problem.line}: {problem.message}"))
     with _stage(ctx) as (settings, stage):
         changed = stage.store.upsert_narratives(report.narratives)
         stage.embed_narratives()
         found = stage.backfill(changed, settings.file.matching.backfill_days)
-    out.print(f"Imported {len(report.narratives)} narrative(s) from {file}: {len(changed)} new or "
-              f"changed, {len(report.problems)} problem row(s); {len(found)} match(es) found in "
-              f"the last {settings.file.matching.backfill_days} day(s) of articles.")
+    out.print(plain(f"Imported {len(report.narratives)} narrative(s) from {file}: {len(changed)} new or "
+                    f"changed, {len(report.problems)} problem row(s); {len(found)} match(es) found in "
+                    f"the last {settings.file.matching.backfill_days} day(s) of articles."))
     if report.problems:
         raise typer.Exit(1)
 
@@ -64,12 +67,12 @@ def narratives_list(
     with _stage(ctx) as (_settings, stage):
         narratives = stage.store.narratives()
     if as_json:
-        out.print_json(json.dumps([asdict(n) for n in narratives]))
+        sys.stdout.write(json_text([asdict(n) for n in narratives], indent=2) + "\n")
         return
     table = Table("id", "enabled", "threshold", "title", box=None)
     for n in narratives:
-        table.add_row(n.id, "yes" if n.enabled else "no",
-                      f"{n.threshold:.2f}" if n.threshold is not None else "-", n.title)
+        table.add_row(plain(n.id), "yes" if n.enabled else "no",
+                      f"{n.threshold:.2f}" if n.threshold is not None else "-", plain(n.title))
     out.print(table)
 
 
@@ -79,8 +82,9 @@ def narratives_show(ctx: typer.Context, narrative_id: str) -> None:
     with _stage(ctx) as (_settings, stage):
         narrative = _existing(stage, narrative_id)
     for key, value in asdict(narrative).items():
-        shown = "\n  ".join(value) if isinstance(value, tuple | list) else value
-        out.print(f"[bold]{key}[/bold]: {shown}", highlight=False)
+        values = value if isinstance(value, tuple | list) else [value]
+        shown = "\n  ".join(printable("" if v is None else str(v), newlines=True) for v in values)
+        out.print(Text.assemble((key, "bold"), ": ", shown))
 
 
 @narratives_app.command("disable")
@@ -99,7 +103,7 @@ def _switch(ctx: typer.Context, narrative_id: str, *, enabled: bool) -> None:
     with _stage(ctx) as (_settings, stage):
         if not stage.store.set_enabled(narrative_id, enabled):
             raise MonitorError(f"no narrative with id {narrative_id!r} (see `monitor narratives list`)")
-    out.print(f"Narrative {narrative_id} {'enabled' if enabled else 'disabled'}.")
+    out.print(plain(f"Narrative {narrative_id} {'enabled' if enabled else 'disabled'}."))
 
 
 def _existing(stage: MatchStage, narrative_id: str) -> Narrative:
@@ -128,11 +132,10 @@ def match(
         results = [(item[0], item[1], scorer.top(e, top)) for item, e in zip(items, embedded, strict=True)]
     for item_id, title, scores in results:
         if input_ is not None:
-            sys.stdout.write(json.dumps({"id": item_id, "matches": [_brief(s) for s in scores]},
-                                        ensure_ascii=False) + "\n")
+            sys.stdout.write(json_text({"id": item_id, "matches": [_brief(s) for s in scores]}) + "\n")
         elif as_json:
-            sys.stdout.write(json.dumps({"id": item_id, "title": title,
-                                         "matches": [_full(s) for s in scores]}, ensure_ascii=False) + "\n")
+            sys.stdout.write(json_text({"id": item_id, "title": title,
+                                        "matches": [_full(s) for s in scores]}) + "\n")
         else:
             _print_scores(item_id, scores, stage)
 
@@ -191,17 +194,17 @@ def _brief(score: TextScore) -> dict[str, Any]:
 def _full(score: TextScore) -> dict[str, Any]:
     return {**_brief(score), "tier": score.tier.value if score.tier else None,
             "cosine": round(score.cosine, 4), "coverage": round(score.coverage, 4),
-            "evidence": score.evidence, "passage": score.passage}
+            "route": score.route, "evidence": score.evidence, "passage": score.passage}
 
 
 def _print_scores(item_id: Any, scores: list[TextScore], stage: MatchStage) -> None:
     titles = {n.id: n.title for n in stage.store.narratives()}
-    columns = ("score", "cosine", "coverage", "tier", "narrative", "evidence")
-    table = Table(*columns, title=str(item_id), box=None)
+    columns = ("score", "cosine", "coverage", "route", "tier", "narrative", "evidence")
+    table = Table(*columns, title=plain(item_id), box=None)
     for s in scores:
-        table.add_row(f"{s.score:.3f}", f"{s.cosine:.3f}", f"{s.coverage:.2f}",
+        table.add_row(f"{s.score:.3f}", f"{s.cosine:.3f}", f"{s.coverage:.2f}", s.route,
                       s.tier.value if s.tier else "-",
-                      f"{s.narrative_id}\n{titles.get(s.narrative_id, '')}", s.evidence)
+                      plain(f"{s.narrative_id}\n{titles.get(s.narrative_id, '')}"), plain(s.evidence))
     out.print(table)
 
 
@@ -236,17 +239,18 @@ def matches(
     if as_json:
         for m in found:
             article = articles[m.article_id]
-            sys.stdout.write(json.dumps({
+            sys.stdout.write(json_text({
                 "article_id": m.article_id, "article_title": article.title, "article_url": article.url,
                 "feed_id": article.feed_id, "published": article.published.isoformat(),
                 "narrative_id": m.narrative_id, "score": round(m.score, 4), "tier": m.tier.value,
                 "evidence": m.evidence,
-            }, ensure_ascii=False) + "\n")
+            }) + "\n")
         return
     table = Table("score", "tier", "narrative", "article", "evidence", box=None)
     for m in found:
         article = articles[m.article_id]
-        table.add_row(f"{m.score:.3f}", m.tier.value, f"{m.narrative_id}\n{titles.get(m.narrative_id, '')}",
-                      f"{article.title}\n{article.url or ''} ({article.feed_id})", m.evidence)
+        narrative = f"{m.narrative_id}\n{titles.get(m.narrative_id, '')}"
+        shown = f"{article.title}\n{article.url or ''} ({article.feed_id})"
+        table.add_row(f"{m.score:.3f}", m.tier.value, plain(narrative), plain(shown), plain(m.evidence))
     out.print(table)
-    out.print(f"{len(found)} match(es) in the last {since}.")
+    out.print(plain(f"{len(found)} match(es) in the last {since}."))
