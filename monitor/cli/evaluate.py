@@ -38,7 +38,8 @@ def eval_command(
     settings = settings_of(ctx)
     evalset = _evalset(checkthat, split, narratives, queries)
     matching = settings.file.matching
-    embedder = make_embedder(matching.model, matching.query_prompt, matching.passage_prompt)
+    embedder = make_embedder(matching.model, matching.query_prompt, matching.passage_prompt,
+                             matching.multilingual_model)
     thresholds = Thresholds(matching.alert_threshold, matching.watch_threshold)
     scorer = build_scorer(embedder, evalset.narratives, thresholds, matching.max_passages,
                           matching.passage_tokens, Fusion(matching.lexical_weight, matching.lexical_floor))

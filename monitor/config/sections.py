@@ -49,6 +49,9 @@ class MonitorSection(_Strict):
 
 class MatchingSection(_Strict):
     model: str = "all-MiniLM-L6-v2"  # any sentence-transformers name or local folder
+    # The second route for every pair of texts that is not English and English
+    # (monitor.matching.routes); "" turns it off.
+    multilingual_model: Literal["use-multilingual-v3", ""] = "use-multilingual-v3"
     query_prompt: str | None = None  # prefixed to article passages (e5-style models)
     passage_prompt: str | None = None  # prefixed to narrative texts
     alert_threshold: float = Field(DEFAULT_ALERT_THRESHOLD, gt=0, le=1)

@@ -18,11 +18,10 @@ from typing import NamedTuple
 import numpy as np
 
 from monitor.errors import EvalDataError, NarrativeFileError
-from monitor.matching.embedders import Embedder
-from monitor.matching.index import NarrativeIndex, Thresholds
-from monitor.matching.lexical import LexicalIndex
+from monitor.matching.embedders import Embedder, Vectors
+from monitor.matching.index import Thresholds
 from monitor.matching.narrative_files import read_narratives
-from monitor.matching.scoring import DEFAULT_FUSION, Fusion, Scorer, narrative_texts
+from monitor.matching.scoring import DEFAULT_FUSION, Fusion, Scorer, make_scorer, narrative_texts
 from monitor.types import Narrative, Tier
 
 Qrels = Mapping[str, frozenset[str]]
@@ -240,15 +239,20 @@ def build_scorer(
     max_passages: int = 32,
     window_tokens: int | None = 64,
     fusion: Fusion = DEFAULT_FUSION,
+    background: Vectors | None = None,
 ) -> Scorer:
-    """A scorer over `narratives`, embedded as the pipeline embeds them, in one batch."""
+    """A scorer over `narratives`, embedded as the pipeline embeds them, in one batch.
+
+    `background`: passages of ordinary news embedded by `embedder`, for the multilingual route.
+    """
     texts = [narrative_texts(n) for n in narratives]
     ids = [n.id for n, rows in zip(narratives, texts, strict=True) for _ in rows]
     flat = [t for rows in texts for t in rows]
     vectors = embedder.embed(flat, "passage")
     overrides = {n.id: n.threshold for n in narratives if n.threshold is not None}
-    index = NarrativeIndex.from_arrays(ids, vectors, overrides)
-    return Scorer(embedder, index, thresholds, max_passages, window_tokens, LexicalIndex(ids, flat), fusion)
+    return make_scorer(embedder, ids, flat, vectors, thresholds, overrides=overrides,
+                       max_passages=max_passages, window_tokens=window_tokens, fusion=fusion,
+                       background=background)
 
 
 def evaluate(scorer: Scorer, evalset: EvalSet, k: int = 10, batch: int = 64) -> EvalResult:

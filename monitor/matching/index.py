@@ -69,14 +69,20 @@ class NarrativeIndex:
         narrative_ids: Sequence[str],
         matrix: ArrayLike,
         thresholds: Mapping[str, float] | None = None,
+        calibration: tuple[ArrayLike, ArrayLike] | None = None,
     ) -> NarrativeIndex:
-        """Build from one (rows, d) matrix whose rows align with `narrative_ids` (ids may repeat)."""
+        """Build from one (rows, d) matrix whose rows align with `narrative_ids` (ids may repeat).
+
+        `calibration` = (scale, offset) per row turns a row's cosine c into scale * c + offset
+        before rows are compared (see monitor.matching.routes); the scales must be positive.
+        """
         index = cls.__new__(cls)
-        index._build(narrative_ids, np.asarray(matrix, dtype=np.float32), thresholds)
+        index._build(narrative_ids, np.asarray(matrix, dtype=np.float32), thresholds, calibration)
         return index
 
     def _build(
-        self, narrative_ids: Sequence[str], matrix: Vectors, thresholds: Mapping[str, float] | None
+        self, narrative_ids: Sequence[str], matrix: Vectors, thresholds: Mapping[str, float] | None,
+        calibration: tuple[ArrayLike, ArrayLike] | None = None,
     ) -> None:
         if matrix.ndim != 2 or matrix.shape[0] != len(narrative_ids):
             raise ValueError(f"{len(narrative_ids)} narrative ids for a matrix of shape {matrix.shape}")
@@ -87,10 +93,14 @@ class NarrativeIndex:
             dtype=np.intp,
             count=len(narrative_ids),
         )
+        scale, offset = _calibration(calibration, len(codes))
         # Rows of one narrative must be adjacent for reduceat; copy only when they are not.
         if np.any(codes[1:] < codes[:-1]):
             order = np.argsort(codes, kind="stable")
             matrix, codes = matrix[order], codes[order]
+            scale = scale[order] if scale is not None else None
+            offset = offset[order] if offset is not None else None
+        self._scale, self._offset = scale, offset
         self._matrix = np.ascontiguousarray(matrix)
         self._starts: Indices = np.flatnonzero(np.diff(codes, prepend=-1))
         self._groups = groups
@@ -173,6 +183,10 @@ class NarrativeIndex:
         parts = []
         for low in range(0, len(self._matrix), block):
             similarity = queries @ self._matrix[low : low + block].T  # (passages, rows in block)
+            if self._scale is not None and self._offset is not None:
+                # Positive scales keep each column's order, so the best passage stays the best.
+                similarity *= self._scale[low : low + block]
+                similarity += self._offset[low : low + block]
             top = _text_max(similarity, starts)  # (texts, rows in block)
             text, column = np.nonzero(top >= floor)
             passage = _first_passages(similarity, starts, text, column)
@@ -219,6 +233,19 @@ class NarrativeIndex:
                 f"passage vectors have dimension {queries.shape[1]}, narrative vectors {self.dimension}"
             )
         return _finite(queries)
+
+
+def _calibration(
+    calibration: tuple[ArrayLike, ArrayLike] | None, rows: int
+) -> tuple[NDArray[np.float32] | None, NDArray[np.float32] | None]:
+    if calibration is None:
+        return None, None
+    scale, offset = (np.asarray(part, dtype=np.float32).ravel() for part in calibration)
+    if len(scale) != rows or len(offset) != rows:
+        raise ValueError(f"calibration for {len(scale)} and {len(offset)} rows, the index has {rows}")
+    if not np.all(scale > 0):
+        raise ValueError("calibration scales must be positive")
+    return scale, offset
 
 
 def _finite(vectors: Vectors) -> Vectors:

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 from monitor.matching.embedders import Embedder, Vectors
 from monitor.matching.index import NarrativeIndex, Thresholds, best_sentence, tier_of
+from monitor.matching.languages import ENGLISH, UNKNOWN, detect, detect_each
 from monitor.matching.lexical import LexicalIndex
+from monitor.matching.multilingual import DualEmbedder
 from monitor.matching.passages import split_passages
+from monitor.matching.routes import CrossCalibration, RoutedIndexes, passage_languages, split_halves
 from monitor.types import Narrative, Scored, Tier
+
+PRIMARY = "primary"  # both texts English: the primary model and lexical coverage
+MULTILINGUAL = "multilingual"  # any other pair: the multilingual model against its background
 
 
 def narrative_texts(narrative: Narrative) -> list[str]:
@@ -25,6 +33,7 @@ class EmbeddedText:
 
     passages: tuple[str, ...]
     vectors: Vectors
+    languages: tuple[str, ...] = ()  # each passage's language, when the scorer routes by it
 
 
 @dataclass(frozen=True)
@@ -37,8 +46,9 @@ class TextScore:
     passage_index: int
     passage: str
     evidence: str  # the passage's sentence closest to the narrative; "" when not asked for
-    cosine: float = 0.0  # the embedding similarity alone
+    cosine: float = 0.0  # the embedding similarity alone (primary route)
     coverage: float = 0.0  # share of the narrative's weighted terms in the passage (monitor.matching.lexical)
+    route: str = PRIMARY  # PRIMARY or MULTILINGUAL (monitor.matching.routes)
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,11 @@ DEFAULT_FUSION = Fusion()  # what the pipeline uses unless feeds.toml says other
 
 
 class Scorer:
-    """Embeds texts and scores them against every narrative in the index."""
+    """Embeds texts and scores them against every narrative in the index.
+
+    With `routes` (a DualEmbedder's two models) each pair of texts takes the route its
+    languages call for (monitor.matching.routes); without, every pair takes the primary one.
+    """
 
     def __init__(
         self,
@@ -72,27 +86,39 @@ class Scorer:
         window_tokens: int | None = 64,
         lexical: LexicalIndex | None = None,
         fusion: Fusion = PLAIN,
+        routes: RoutedIndexes | None = None,
     ) -> None:
         self.embedder = embedder
         self.lexical = lexical
         self.fusion = fusion if lexical is not None else PLAIN
-        self.index = index
+        self.routes = routes if isinstance(embedder, DualEmbedder) else None
+        self.index = routes.every if self.routes is not None and routes is not None else index
         self.thresholds = thresholds
         self.max_passages = max_passages
         self.window_tokens = window_tokens
 
     def embed_texts(self, items: Sequence[tuple[str, str]]) -> list[EmbeddedText]:
         """Split each (title, text) into passages and embed them all in one batch."""
-        split = [
-            split_passages(title, text, self.embedder, self.max_passages, self.window_tokens)
-            for title, text in items
-        ]
+        split = [self._split(title, text) for title, text in items]
         vectors = self.embedder.embed([p for passages in split for p in passages], "query")
         bounds = np.cumsum([0] + [len(passages) for passages in split])
         return [
-            EmbeddedText(tuple(passages), vectors[bounds[i] : bounds[i + 1]])
+            EmbeddedText(tuple(passages), vectors[bounds[i] : bounds[i + 1]], self._languages(passages))
             for i, passages in enumerate(split)
         ]
+
+    def _split(self, title: str, text: str) -> list[str]:
+        window_model: Embedder = self.embedder
+        # The primary model's wordpieces fit one Cyrillic sentence in 64 tokens; windows of the
+        # multilingual model's own tokens hold two or three (a Russian retelling found its
+        # narrative first 88% of the time instead of 71%: bench/crosslingual.py).
+        if (isinstance(self.embedder, DualEmbedder) and self.routes is not None
+                and detect(f"{title}. {text[:600]}") not in (ENGLISH, UNKNOWN)):
+            window_model = self.embedder.multilingual
+        return split_passages(title, text, window_model, self.max_passages, self.window_tokens)
+
+    def _languages(self, passages: Sequence[str]) -> tuple[str, ...]:
+        return tuple(passage_languages(detect_each(passages))) if self.routes is not None else ()
 
     def matches(self, text: EmbeddedText, *, evidence: bool = True) -> list[TextScore]:
         """Every narrative the text reaches the watch tier for, best first."""
@@ -100,17 +126,14 @@ class Scorer:
 
     def matches_each(self, texts: Sequence[EmbeddedText], *, evidence: bool = True) -> list[list[TextScore]]:
         """`matches` for many texts, scored against the index in one pass."""
-        # Coverage adds at most `weight`, so a narrative below floor - weight can reach no tier.
-        floor = self._floor() - self.fusion.weight
-        candidates = self.index.above_each([text.vectors for text in texts], floor)
         return [
-            [self._describe(s, text, evidence) for s in self._fused(found, text) if s.tier is not None]
-            for text, found in zip(texts, candidates, strict=True)
+            [self._describe(f, text, evidence) for f in found if f.tier is not None]
+            for text, found in zip(texts, self._candidates(texts, None), strict=True)
         ]
 
     def top(self, text: EmbeddedText, k: int, *, evidence: bool = True) -> list[TextScore]:
-        """The k narratives of best cosine for the text, whatever their tier, best fused score first."""
-        return [self._describe(s, text, evidence) for s in self._fused(self.index.top(text.vectors, k), text)]
+        """The k narratives of best score for the text, whatever their tier, best first."""
+        return [self._describe(f, text, evidence) for f in self._candidates([text], k)[0][:k]]
 
     def tier(self, narrative_id: str, score: float) -> Tier | None:
         """The tier a score earns for this narrative (its own threshold or the global one)."""
@@ -121,6 +144,50 @@ class Scorer:
         # A per-narrative alert threshold below the global watch threshold lowers the floor.
         return min(self.thresholds.watch, self.index.lowest_threshold(self.thresholds.alert))
 
+    def _candidates(self, texts: Sequence[EmbeddedText], k: int | None) -> list[list[_Fused]]:
+        """Per text, its narratives best first: those that may reach a tier, or (with k) the k best."""
+        if self.routes is None:
+            return self._primary(self.index, [t.vectors for t in texts], texts, None, k)
+        routes, parts = self.routes, cast(DualEmbedder, self.embedder).parts
+        # Texts read back from storage (backfills) come without their languages.
+        languages = [t.languages if len(t.languages) == len(t.passages) else self._languages(t.passages)
+                     for t in texts]
+        english = [np.array([lang == ENGLISH for lang in langs], dtype=bool) for langs in languages]
+        halves = [split_halves(t.vectors, parts) for t in texts]
+        where = [np.flatnonzero(e) for e in english], [np.flatnonzero(~e) for e in english]
+        primary = self._primary(routes.primary, [h[0][e] for h, e in zip(halves, english, strict=True)],
+                                texts, where[0], k)
+        foreign = self._cross(routes.foreign, [h[1][e] for h, e in zip(halves, english, strict=True)],
+                              where[0], k)
+        every = self._cross(routes.every, [h[1][~e] for h, e in zip(halves, english, strict=True)],
+                            where[1], k)
+        return [_best_per_narrative([*a, *b, *c]) for a, b, c in zip(primary, foreign, every, strict=True)]
+
+    def _primary(
+        self, index: NarrativeIndex, queries: Sequence[Vectors], texts: Sequence[EmbeddedText],
+        where: Sequence[NDArray[np.intp]] | None, k: int | None,
+    ) -> list[list[_Fused]]:
+        # Coverage adds at most `weight`, so a narrative below floor - weight can reach no tier.
+        found = self._found(index, queries, self._floor() - self.fusion.weight, k)
+        moved = [_moved(f, where[i] if where is not None else None) for i, f in enumerate(found)]
+        return [self._fused(f, text) for f, text in zip(moved, texts, strict=True)]
+
+    def _cross(
+        self, index: NarrativeIndex, queries: Sequence[Vectors], where: Sequence[NDArray[np.intp]],
+        k: int | None,
+    ) -> list[list[_Fused]]:
+        found = self._found(index, queries, self._floor(), k)
+        return [[_Fused(s, s.score, 0.0, self.tier(s.narrative_id, s.score), MULTILINGUAL)
+                 for s in _moved(f, w)] for f, w in zip(found, where, strict=True)]
+
+    @staticmethod
+    def _found(
+        index: NarrativeIndex, queries: Sequence[Vectors], floor: float, k: int | None
+    ) -> list[list[Scored]]:
+        if k is None:
+            return index.above_each(queries, floor)
+        return [index.top(q, k) if len(q) else [] for q in queries]
+
     def _fused(self, found: Sequence[Scored], text: EmbeddedText) -> list[_Fused]:
         """Each candidate with its lexical coverage, fused score and tier, best first."""
         coverage = self._coverage(found, text)
@@ -128,7 +195,7 @@ class Scorer:
         for scored, covered in zip(found, coverage, strict=True):
             score = self.fusion.score(scored.score, covered)
             tier = self.tier(scored.narrative_id, score) if covered >= self.fusion.floor else None
-            fused.append(_Fused(scored, score, covered, tier))
+            fused.append(_Fused(scored, score, covered, tier, PRIMARY))
         return sorted(fused, key=lambda f: -f.score)
 
     def _coverage(self, found: Sequence[Scored], text: EmbeddedText) -> list[float]:
@@ -148,19 +215,73 @@ class Scorer:
     def _describe(self, fused: _Fused, text: EmbeddedText, evidence: bool) -> TextScore:
         scored = fused.scored
         passage = text.passages[scored.passage_index]
-        sentence = (
-            best_sentence(passage, self.index.vectors(scored.narrative_id), self.embedder) if evidence else ""
-        )
         return TextScore(
             narrative_id=scored.narrative_id, score=fused.score, tier=fused.tier,
-            passage_index=scored.passage_index, passage=passage, evidence=sentence,
-            cosine=scored.score, coverage=fused.coverage,
+            passage_index=scored.passage_index, passage=passage,
+            evidence=self._evidence(fused, passage) if evidence else "",
+            cosine=scored.score if fused.route == PRIMARY else 0.0, coverage=fused.coverage,
+            route=fused.route,
         )
+
+    def _evidence(self, fused: _Fused, passage: str) -> str:
+        """The passage's sentence closest to the narrative, by the model of the route that matched."""
+        narrative_id = fused.scored.narrative_id
+        if self.routes is None:
+            return best_sentence(passage, self.index.vectors(narrative_id), self.embedder)
+        dual = cast(DualEmbedder, self.embedder)
+        if fused.route == PRIMARY:
+            return best_sentence(passage, self.routes.primary.vectors(narrative_id), dual.primary)
+        return best_sentence(passage, self.routes.every.vectors(narrative_id), dual.multilingual)
 
 
 @dataclass(frozen=True)
 class _Fused:
-    scored: Scored  # the narrative, its cosine and best passage
+    scored: Scored  # the narrative, its route's raw score and best passage
     score: float
     coverage: float
     tier: Tier | None
+    route: str
+
+
+def _moved(found: Sequence[Scored], where: NDArray[np.intp] | None) -> list[Scored]:
+    """Scores of a subset of passages, with passage indices back in the whole text's numbering."""
+    if where is None:
+        return list(found)
+    return [Scored(s.narrative_id, s.score, int(where[s.passage_index])) for s in found]
+
+
+def _best_per_narrative(candidates: Sequence[_Fused]) -> list[_Fused]:
+    """The best-scoring route of each narrative, best first (a tier beats none at equal score)."""
+    best: dict[str, _Fused] = {}
+    for f in sorted(candidates, key=lambda f: (-f.score, f.tier is None)):
+        best.setdefault(f.scored.narrative_id, f)
+    return list(best.values())
+
+
+def make_scorer(
+    embedder: Embedder,
+    ids: Sequence[str],
+    texts: Sequence[str],
+    matrix: Vectors,
+    thresholds: Thresholds,
+    *,
+    overrides: dict[str, float],
+    max_passages: int = 32,
+    window_tokens: int | None = 64,
+    fusion: Fusion = DEFAULT_FUSION,
+    background: Vectors | None = None,
+) -> Scorer:
+    """The scorer over narrative rows (`ids[i]` owns `texts[i]` and `matrix[i]`).
+
+    With a DualEmbedder the rows are split by language into the two routes, and `background`
+    (stored passage vectors of the same model: mostly ordinary news) calibrates the
+    multilingual one (monitor.matching.routes).
+    """
+    lexical = LexicalIndex(ids, texts)
+    if not isinstance(embedder, DualEmbedder):
+        index = NarrativeIndex.from_arrays(ids, matrix, overrides)
+        return Scorer(embedder, index, thresholds, max_passages, window_tokens, lexical, fusion)
+    sample = background if background is not None else np.zeros((0, embedder.dimension), dtype=np.float32)
+    routes = RoutedIndexes.build(ids, detect_each(texts), matrix, embedder.parts, overrides, sample,
+                                 CrossCalibration())
+    return Scorer(embedder, routes.every, thresholds, max_passages, window_tokens, lexical, fusion, routes)

@@ -16,16 +16,27 @@ from alerts.outbox_rules import DEFAULT_FLOOD, FloodRule, flood_rules
 from alerts.planner import AlertPlanner, Route, Router
 from monitor.config import AlertsSection, Settings
 from monitor.matching.embedders import Embedder, HashingEmbedder, SentenceTransformerEmbedder
-from monitor.matching.index import NarrativeIndex, Thresholds
-from monitor.matching.lexical import LexicalIndex
+from monitor.matching.index import Thresholds
+from monitor.matching.multilingual import USE_MODEL, DualEmbedder, UseEmbedder
 from monitor.matching.narrative_files import STARTER_NARRATIVES, read_narratives
-from monitor.matching.scoring import DEFAULT_FUSION, EmbeddedText, Fusion, Scorer, TextScore, narrative_texts
+from monitor.matching.scoring import (
+    DEFAULT_FUSION,
+    EmbeddedText,
+    Fusion,
+    Scorer,
+    TextScore,
+    make_scorer,
+    narrative_texts,
+)
 from monitor.service.metrics import observe_match_run
 from monitor.types import Match, Narrative, utc_now
 from storage.narratives_repo import MatchStore
 from storage.outbox import Outbox
 
 log = logging.getLogger("monitor.matching.stage")
+# Stored passages whose multilingual cosines calibrate that route (monitor.matching.routes):
+# enough for a stable mean and spread, few enough to score against 100,000 rows in seconds.
+BACKGROUND_PASSAGES = 2000
 
 
 @dataclass(frozen=True)
@@ -78,12 +89,16 @@ class MatchStage:
             started = time.perf_counter()
             ids, texts, matrix = self.store.load_narrative_rows(self.embedder.model_id)
             thresholds = self.store.narrative_thresholds()  # only ids and thresholds, not whole rows
-            index = NarrativeIndex.from_arrays(ids, self._matrix(matrix), thresholds)  # no copy
-            self._scorer = Scorer(self.embedder, index, self.thresholds, self.max_passages,
-                                  self.window_tokens, LexicalIndex(ids, texts), self.fusion)
+            background = None
+            if isinstance(self.embedder, DualEmbedder):  # what ordinary news scores, per narrative text
+                background = self.store.passage_sample(self.embedder.model_id, BACKGROUND_PASSAGES)
+            self._scorer = make_scorer(
+                self.embedder, ids, texts, self._matrix(matrix), self.thresholds, overrides=thresholds,
+                max_passages=self.max_passages, window_tokens=self.window_tokens, fusion=self.fusion,
+                background=background)
             self._version = version
             log.info("narrative index loaded", extra={
-                "narratives": len(index), "rows": len(ids), "model": self.embedder.model_id,
+                "narratives": len(self._scorer.index), "rows": len(ids), "model": self.embedder.model_id,
                 "bytes": matrix.nbytes, "seconds": round(time.perf_counter() - started, 3)})
         return self._scorer
 
@@ -176,11 +191,19 @@ def _match(article_id: int, score: TextScore) -> Match:
                  tier=score.tier, passage=score.passage, evidence=score.evidence)
 
 
-def make_embedder(model: str, query_prompt: str | None, passage_prompt: str | None) -> Embedder:
-    """The configured model; "hashing" is the model-free lexical embedder (tests, smoke runs)."""
+def make_embedder(
+    model: str, query_prompt: str | None, passage_prompt: str | None, multilingual: str = ""
+) -> Embedder:
+    """The configured model, paired with the multilingual one when `multilingual` names it.
+
+    "hashing" is the model-free lexical embedder for tests and smoke runs; it is never paired.
+    """
     if model == "hashing":
         return HashingEmbedder()
-    return SentenceTransformerEmbedder(model, query_prompt=query_prompt, passage_prompt=passage_prompt)
+    primary = SentenceTransformerEmbedder(model, query_prompt=query_prompt, passage_prompt=passage_prompt)
+    if multilingual == USE_MODEL:
+        return DualEmbedder(primary, UseEmbedder())
+    return primary
 
 
 def build_stage(settings: Settings, engine: Engine) -> MatchStage:
@@ -192,7 +215,8 @@ def build_stage(settings: Settings, engine: Engine) -> MatchStage:
         store.upsert_narratives(report.narratives)
         log.info("starter narratives loaded", extra={"narratives": len(report.narratives),
                                                       "path": str(STARTER_NARRATIVES)})
-    embedder = make_embedder(matching.model, matching.query_prompt, matching.passage_prompt)
+    embedder = make_embedder(matching.model, matching.query_prompt, matching.passage_prompt,
+                             matching.multilingual_model)
     alerts = settings.file.alerts
     planner = AlertPlanner(
         Outbox(engine), router(alerts), lambda: {f.id: f for f in settings.feeds()},
