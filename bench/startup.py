@@ -59,11 +59,12 @@ def _time(tree: Path, config: Path, command: tuple[str, ...], runs: int) -> list
     env = {**os.environ, "PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1",
            "MONITOR_DATABASE_URL": f"sqlite:///{config.parent / (tree.name + '.db')}"}
     argv = [sys.executable, "-m", "monitor.cli", "--config", str(config), *command]
-    subprocess.run(argv, env=env, check=True, capture_output=True)
+    # `python -m` puts the working directory first on sys.path: run in the tree being timed.
+    subprocess.run(argv, env=env, cwd=tree, check=True, capture_output=True)
     timings = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run(argv, env=env, check=True, capture_output=True)
+        subprocess.run(argv, env=env, cwd=tree, check=True, capture_output=True)
         timings.append(time.perf_counter() - started)
     return timings
 
