@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from monitor.cli.main import app
 from monitor.config import load_settings
-from monitor.config_engine import shown_broker
+from monitor.config.engine import shown_broker
 from monitor.errors import ConfigError
 from monitor.service.workers import (
     MATCH_TASK,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from monitor.cli.support import database, settings_of
-from monitor.config_engine import ENGINE_ENV, QUEUES
+from monitor.config.engine import ENGINE_ENV, QUEUES
 from monitor.errors import ConfigError
 
 if TYPE_CHECKING:

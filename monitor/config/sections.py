@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from monitor.config.engine import EngineKind
 from monitor.config.values import MAX_DURATION, Duration, Size
-from monitor.config_engine import EngineKind
 
 MIN_INTERVAL = 60  # seconds; faster polling is impolite to publishers
 # Chosen from bench/precision.py (CheckThat! claims vs. tweets and real news) on the fused score;
@@ -158,7 +158,7 @@ class StorageSection(_Strict):
 
 
 class EngineSection(_Strict):
-    """Where the work runs; checked against the environment in monitor/config_engine.py."""
+    """Where the work runs; checked against the environment in monitor/config/engine.py."""
 
     kind: EngineKind = "local"
     broker_url: str | None = None  # better in MONITOR_BROKER_URL: it may carry a password

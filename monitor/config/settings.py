@@ -14,9 +14,9 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from monitor.config.engine import EngineSettings, resolve_engine
 from monitor.config.sections import ConfigFile, FeedSection, MonitorSection
 from monitor.config.values import describe_seconds, parse_duration
-from monitor.config_engine import EngineSettings, resolve_engine
 from monitor.errors import ConfigError
 from monitor.ingest.fetch import FetchOptions
 from monitor.types import Feed

@@ -26,7 +26,7 @@ from celery import Celery
 from sqlalchemy import Engine
 
 from monitor.config import Settings
-from monitor.config_engine import EMBED_QUEUE, FETCH_QUEUE, EngineSettings, shown_broker
+from monitor.config.engine import EMBED_QUEUE, FETCH_QUEUE, EngineSettings, shown_broker
 from monitor.flow import Flow
 from monitor.ingest.poller import backing_off
 from monitor.matching.stage import MatchStage
