@@ -22,8 +22,9 @@ COPY alerts ./alerts
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --extra-index-url https://download.pytorch.org/whl/cpu torch==2.13.0 .
 
-# Fail the build, not the first run, if the default model cannot load offline.
-RUN python -c "from monitor.matching.embedders import SentenceTransformerEmbedder as E; E().embed(['ok'], 'query')"
+# Fail the build, not the first run, if the default models cannot load offline.
+RUN python -c "from monitor.matching.stage import make_embedder as m; \
+m('all-MiniLM-L6-v2', None, None, 'use-multilingual-v3').embed(['ok'], 'query')"
 
 RUN useradd --create-home --uid 10001 monitor \
     && mkdir -p /data /config \
