@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from monitor.cli.shown import plain
 from monitor.cli.support import database, out, settings_of
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ def digest_send(
         service = make_digest_service(settings, engine)
         outcome = service.send(_day(service, day), force=force)
     if outcome.status == "failed":
-        out.print(f"Digest for {outcome.period} NOT sent: {outcome.error}. It will be retried.")
+        # The error may quote the mail server: plain text, never markup.
+        out.print(plain(f"Digest for {outcome.period} NOT sent: {outcome.error}. It will be retried."))
         raise typer.Exit(1)
     where = f" to {outcome.destination}" if outcome.destination else ""
     out.print(f"Digest for {outcome.period}: {outcome.status}{where}.")
