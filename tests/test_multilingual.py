@@ -99,6 +99,23 @@ def test_a_text_that_resembles_all_news_needs_a_higher_cosine() -> None:
     assert a[0] * cosine + b[0] < a[1] * cosine + b[1]
 
 
+def test_the_bar_rises_with_the_number_of_narrative_texts() -> None:
+    calibration = CrossCalibration()
+    rng = np.random.default_rng(7)
+    few, many = (rng.normal(size=(n, 16)).astype(np.float32) for n in (30, 20_000))
+    for rows in (few, many):
+        rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    empty = np.zeros((0, 16), dtype=np.float32)
+    assert calibration.raised(few, empty, 0.58)[2] == 0.0
+    assert calibration.raised(many, empty, 0.58)[2] == pytest.approx(0.12 * 1.85, abs=0.01)
+    # With a sample of ordinary passages, all but 1% of them stay 0.06 below the watch threshold.
+    sample = rng.normal(size=(1000, 16)).astype(np.float32)
+    sample /= np.linalg.norm(sample, axis=1, keepdims=True)
+    scale, offset, _rise = calibration.raised(many, sample, 0.58)
+    best = ((sample @ many.T) * scale + offset).max(axis=1)
+    assert np.quantile(best, 0.99) <= 0.58 - 0.06 + 1e-4
+
+
 def test_index_calibration_scores_each_row_on_its_own_scale() -> None:
     rows = np.eye(2, dtype=np.float32)
     index = NarrativeIndex.from_arrays(["a", "b"], rows, calibration=([1.0, 2.0], [0.0, -0.5]))

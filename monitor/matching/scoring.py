@@ -283,5 +283,5 @@ def make_scorer(
         return Scorer(embedder, index, thresholds, max_passages, window_tokens, lexical, fusion)
     sample = background if background is not None else np.zeros((0, embedder.dimension), dtype=np.float32)
     routes = RoutedIndexes.build(ids, detect_each(texts), matrix, embedder.parts, overrides, sample,
-                                 CrossCalibration())
+                                 CrossCalibration(), thresholds.watch)
     return Scorer(embedder, routes.every, thresholds, max_passages, window_tokens, lexical, fusion, routes)

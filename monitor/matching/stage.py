@@ -99,6 +99,7 @@ class MatchStage:
             self._version = version
             log.info("narrative index loaded", extra={
                 "narratives": len(self._scorer.index), "rows": len(ids), "model": self.embedder.model_id,
+                "multilingual_rise": round(self._scorer.routes.rise, 3) if self._scorer.routes else 0,
                 "bytes": matrix.nbytes, "seconds": round(time.perf_counter() - started, 3)})
         return self._scorer
 
