@@ -111,7 +111,7 @@ def main() -> None:
     items_found = _found(scorer, scorer.embed_texts([("", item.text) for item in items]))
     news_found = _found(scorer, embedded)
     print(f"scored in {time.perf_counter() - started:.0f} s; "
-          f"background: {len(background)} passages of half A")
+          f"background: {len(background[0])} passages of half A")
     shipped = _shipped()
     for split in ("train", "dev"):
         _report_pairs(split, items, items_found, shipped)
@@ -149,16 +149,16 @@ def _load(path: Path, summary: bool) -> tuple[list[Narrative], list[Item]]:
 
 def _calibrated(
     dual: DualEmbedder, narratives: list[Narrative], news: News
-) -> tuple[Scorer, np.ndarray, list[EmbeddedText]]:
+) -> tuple[Scorer, tuple[np.ndarray, list[str]], list[EmbeddedText]]:
     """The scorer calibrated on (a sample of) the passages of half A; the news embedded."""
     floor = Thresholds(FLOOR, FLOOR)
     prior = build_scorer(dual, narratives, floor, DEFAULTS.max_passages, DEFAULTS.passage_tokens,
                          DEFAULT_FUSION)
     # All entries in one batch, so the vectors are cached under the key bench/precision.py uses too.
     embedded = prior.embed_texts(news.entries)
-    background = background_sample([embedded[i].vectors for i in news.half(CHOOSE)])
+    background = background_sample([embedded[i] for i in news.half(CHOOSE)])
     scorer = build_scorer(dual, narratives, floor, DEFAULTS.max_passages, DEFAULTS.passage_tokens,
-                          DEFAULT_FUSION, background)
+                          DEFAULT_FUSION, *background)
     return scorer, background, embedded
 
 
@@ -264,14 +264,14 @@ def _sweep(items: list[Item], found: list[Found], news: News, news_found: list[F
         print(f"  {z:3.1f}  {tiers.cross_alert:.2f} | " + " | ".join(cells))
 
 
-def _probes(primary: Embedder, dual: DualEmbedder, background: np.ndarray) -> None:
+def _probes(primary: Embedder, dual: DualEmbedder, background: tuple[np.ndarray, list[str]]) -> None:
     starter = list(read_narratives(STARTER_NARRATIVES).narratives)
     shipped = Thresholds(DEFAULTS.alert_threshold, DEFAULTS.watch_threshold)
     scorers = {
         "MiniLM alone": build_scorer(primary, starter, shipped, DEFAULTS.max_passages,
                                      DEFAULTS.passage_tokens, DEFAULT_FUSION),
         "MiniLM + USE (default)": build_scorer(dual, starter, shipped, DEFAULTS.max_passages,
-                                               DEFAULTS.passage_tokens, DEFAULT_FUSION, background),
+                                               DEFAULTS.passage_tokens, DEFAULT_FUSION, *background),
     }
     print(f"\n== probes against the {len(starter)} starter narratives ({STARTER_NARRATIVES.name}), "
           "shipped thresholds")

@@ -128,9 +128,9 @@ def _score(claims: Claims, news: News, embedder: Embedder) -> tuple[Scorer, list
     # Whole batches (all news, all tweets) as earlier runs embedded them: their cache keys match.
     negatives = scorer.embed_texts(news.entries)
     if isinstance(embedder, DualEmbedder):
-        background = background_sample([negatives[i].vectors for i in news.half(CHOOSE)])
+        background = background_sample([negatives[i] for i in news.half(CHOOSE)])
         scorer = build_scorer(embedder, claims.narratives, floor, DEFAULTS.max_passages,
-                              DEFAULTS.passage_tokens, DEFAULT_FUSION, background)
+                              DEFAULTS.passage_tokens, DEFAULT_FUSION, *background)
     positives = scorer.embed_texts([("", text) for text, _ in claims.tweets])
     gold = [gold for _, gold in claims.tweets]
     scored = Scored(_raised(scorer, positives), gold, _raised(scorer, negatives))

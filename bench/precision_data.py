@@ -17,6 +17,7 @@ from monitor.ingest.parse import parse_feed
 from monitor.matching.embedders import Embedder, Kind, Vectors
 from monitor.matching.languages import detect
 from monitor.matching.multilingual import DualEmbedder, UseEmbedder
+from monitor.matching.scoring import EmbeddedText
 from monitor.matching.stage import BACKGROUND_PASSAGES, make_embedder
 from monitor.types import Feed, FetchResult
 
@@ -89,12 +90,14 @@ def _articles(path: Path) -> list[tuple[str, str]]:
     return [(article.title, article.text) for article in parsed.articles]
 
 
-def background_sample(vectors: Sequence[np.ndarray]) -> np.ndarray:
-    """At most BACKGROUND_PASSAGES passage vectors, drawn at random (seeded) as the pipeline's sample."""
-    stacked = np.vstack(vectors)
+def background_sample(texts: Sequence[EmbeddedText]) -> tuple[np.ndarray, list[str]]:
+    """At most BACKGROUND_PASSAGES passages (vector, language), drawn at random (seeded) as the
+    pipeline's sample of stored passages."""
+    stacked = np.vstack([text.vectors for text in texts])
+    languages = [language for text in texts for language in text.languages]
     rng = np.random.default_rng(14)
     chosen = np.sort(rng.choice(len(stacked), min(len(stacked), BACKGROUND_PASSAGES), replace=False))
-    return stacked[chosen]
+    return stacked[chosen], [languages[i] for i in chosen.tolist()]
 
 
 def cached_embedders(model: str, folder: Path | None) -> tuple[CachedEmbedder, DualEmbedder]:

@@ -203,16 +203,16 @@ class MatchStore:
         keys, matrix = self._read_vectors(query, model_id)
         return [key[0] for key in keys], [key[1] for key in keys], matrix
 
-    def passage_sample(self, model_id: str, limit: int) -> Vectors:
-        """The vectors of up to `limit` passages of the most recently stored articles."""
+    def passage_sample(self, model_id: str, limit: int) -> tuple[list[str], Vectors]:
+        """Text and vector of up to `limit` passages of the most recently stored articles."""
         newest = (
-            select(ArticlePassageRow.article_id, ArticlePassageRow.vector)
+            select(ArticlePassageRow.article_id, ArticlePassageRow.text, ArticlePassageRow.vector)
             .where(ArticlePassageRow.model_id == model_id)
             .order_by(ArticlePassageRow.article_id.desc(), ArticlePassageRow.idx)
             .limit(limit)
         )
-        _keys, matrix = self._read_vectors(newest, model_id)
-        return matrix
+        keys, matrix = self._read_vectors(newest, model_id)
+        return [key[1] for key in keys], matrix
 
     def delete_passages(self, model_id: str | None = None, article_ids: Sequence[int] | None = None) -> int:
         """Drop passages (of one model, or all; of some articles, or all) so they are embedded again."""

@@ -108,12 +108,12 @@ def test_the_bar_rises_with_the_number_of_narrative_texts() -> None:
     empty = np.zeros((0, 16), dtype=np.float32)
     assert calibration.raised(few, empty, 0.58)[2] == 0.0
     assert calibration.raised(many, empty, 0.58)[2] == pytest.approx(0.12 * 1.85, abs=0.01)
-    # With a sample of ordinary passages, all but 1% of them stay 0.06 below the watch threshold.
+    # With a sample of ordinary passages, all but 0.5% of them stay below the watch threshold.
     sample = rng.normal(size=(1000, 16)).astype(np.float32)
     sample /= np.linalg.norm(sample, axis=1, keepdims=True)
     scale, offset, _rise = calibration.raised(many, sample, 0.58)
     best = ((sample @ many.T) * scale + offset).max(axis=1)
-    assert np.quantile(best, 0.99) <= 0.58 - 0.06 + 1e-4
+    assert np.quantile(best, 0.995) <= 0.58 + 1e-4
 
 
 def test_index_calibration_scores_each_row_on_its_own_scale() -> None:

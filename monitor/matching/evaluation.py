@@ -240,6 +240,7 @@ def build_scorer(
     window_tokens: int | None = 64,
     fusion: Fusion = DEFAULT_FUSION,
     background: Vectors | None = None,
+    background_languages: Sequence[str] | None = None,
 ) -> Scorer:
     """A scorer over `narratives`, embedded as the pipeline embeds them, in one batch.
 
@@ -252,7 +253,7 @@ def build_scorer(
     overrides = {n.id: n.threshold for n in narratives if n.threshold is not None}
     return make_scorer(embedder, ids, flat, vectors, thresholds, overrides=overrides,
                        max_passages=max_passages, window_tokens=window_tokens, fusion=fusion,
-                       background=background)
+                       background=background, background_languages=background_languages)
 
 
 def evaluate(scorer: Scorer, evalset: EvalSet, k: int = 10, batch: int = 64) -> EvalResult:

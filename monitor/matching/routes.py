@@ -49,11 +49,11 @@ class CrossCalibration:
     min_sd: float = 0.03  # a tiny sample must not make every cosine look exceptional
     # The bar must rise with the number of narrative texts a passage is tested against: at
     # z = 6, one German news item in four alerted on one of 20,000 CheckThat! claims, and one
-    # in 200 on 30 narratives. The bar is raised until ordinary stored passages (the sample)
-    # stay `margin` below the watch threshold, all but `quantile` of them; and, while the
-    # sample is small, by the expected maximum of that many texts' z (Gaussian, beyond 30).
-    quantile: float = 0.99
-    margin: float = 0.06
+    # in 200 on 30 narratives. It rises by the expected maximum of that many texts' z beyond
+    # `base_texts` (Gaussian), and further if need be until all but 1 - `quantile` of the
+    # sample's non-English passages (those that take this route against every text) stay
+    # below the watch threshold.
+    quantile: float = 0.995
     base_texts: int = 30
 
     def row_affine(self, rows: Vectors, sample: Vectors) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
@@ -63,15 +63,19 @@ class CrossCalibration:
         return a.astype(np.float32), (self.offset - a * mean).astype(np.float32)
 
     def raised(
-        self, rows: Vectors, sample: Vectors, watch: float
+        self, rows: Vectors, sample: Vectors, watch: float, foreign: NDArray[np.bool_] | None = None
     ) -> tuple[NDArray[np.float32], NDArray[np.float32], float]:
-        """`row_affine` with every offset lowered by the rise the number of rows calls for."""
+        """`row_affine` with every offset lowered by the rise the number of rows calls for.
+
+        `foreign` marks the sample passages that are not English (None: all of them).
+        """
         scale, offset = self.row_affine(rows, sample)
         expected = np.sqrt(2 * np.log(max(len(rows), self.base_texts))) - np.sqrt(2 * np.log(self.base_texts))
         rise = self.scale * float(expected)
-        if len(sample) >= self.prior_weight and len(rows):
-            best = _best_scores(sample, rows, scale, offset)
-            rise = max(rise, float(np.quantile(best, self.quantile)) + self.margin - watch)
+        others = sample if foreign is None else sample[foreign]
+        if len(others) >= self.prior_weight and len(rows):
+            best = _best_scores(others, rows, scale, offset)
+            rise = max(rise, float(np.quantile(best, self.quantile)) - watch)
         rise = max(rise, 0.0)
         return scale, (offset - rise).astype(np.float32), rise
 
@@ -108,12 +112,16 @@ class RoutedIndexes:
         sample: Vectors,
         calibration: CrossCalibration,
         watch: float,
+        sample_languages: Sequence[str] | None = None,
     ) -> RoutedIndexes:
         """`matrix` holds dual rows ([primary | multilingual] / sqrt 2); `sample` dual passages."""
         primary_half, multi_half = split_halves(matrix, parts)
         _, sample_multi = split_halves(sample, parts)
         english = np.array([row_language(language) == ENGLISH for language in languages], dtype=bool)
-        scale, offset, rise = calibration.raised(multi_half, sample_multi, watch)
+        foreign = None
+        if sample_languages is not None:
+            foreign = np.array([language != ENGLISH for language in sample_languages], dtype=bool)
+        scale, offset, rise = calibration.raised(multi_half, sample_multi, watch, foreign)
         ids = np.asarray(narrative_ids, dtype=object)
         return cls(
             rise=rise,

@@ -270,6 +270,7 @@ def make_scorer(
     window_tokens: int | None = 64,
     fusion: Fusion = DEFAULT_FUSION,
     background: Vectors | None = None,
+    background_languages: Sequence[str] | None = None,
 ) -> Scorer:
     """The scorer over narrative rows (`ids[i]` owns `texts[i]` and `matrix[i]`).
 
@@ -283,5 +284,5 @@ def make_scorer(
         return Scorer(embedder, index, thresholds, max_passages, window_tokens, lexical, fusion)
     sample = background if background is not None else np.zeros((0, embedder.dimension), dtype=np.float32)
     routes = RoutedIndexes.build(ids, detect_each(texts), matrix, embedder.parts, overrides, sample,
-                                 CrossCalibration(), thresholds.watch)
+                                 CrossCalibration(), thresholds.watch, background_languages)
     return Scorer(embedder, routes.every, thresholds, max_passages, window_tokens, lexical, fusion, routes)

@@ -17,6 +17,7 @@ from alerts.planner import AlertPlanner, Route, Router
 from monitor.config import AlertsSection, Settings
 from monitor.matching.embedders import Embedder, HashingEmbedder, SentenceTransformerEmbedder
 from monitor.matching.index import Thresholds
+from monitor.matching.languages import detect_each
 from monitor.matching.multilingual import USE_MODEL, DualEmbedder, UseEmbedder
 from monitor.matching.narrative_files import STARTER_NARRATIVES, read_narratives
 from monitor.matching.scoring import (
@@ -89,13 +90,14 @@ class MatchStage:
             started = time.perf_counter()
             ids, texts, matrix = self.store.load_narrative_rows(self.embedder.model_id)
             thresholds = self.store.narrative_thresholds()  # only ids and thresholds, not whole rows
-            background = None
+            background, languages = None, None
             if isinstance(self.embedder, DualEmbedder):  # what ordinary news scores, per narrative text
-                background = self.store.passage_sample(self.embedder.model_id, BACKGROUND_PASSAGES)
+                passages, background = self.store.passage_sample(self.embedder.model_id, BACKGROUND_PASSAGES)
+                languages = detect_each(passages)
             self._scorer = make_scorer(
                 self.embedder, ids, texts, self._matrix(matrix), self.thresholds, overrides=thresholds,
                 max_passages=self.max_passages, window_tokens=self.window_tokens, fusion=self.fusion,
-                background=background)
+                background=background, background_languages=languages)
             self._version = version
             log.info("narrative index loaded", extra={
                 "narratives": len(self._scorer.index), "rows": len(ids), "model": self.embedder.model_id,
