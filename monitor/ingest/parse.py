@@ -1,6 +1,6 @@
 """Feed documents to articles: RSS, RDF and Atom through feedparser, JSON Feed by hand.
 
-Both readers produce the same `_Entry` values; one function turns those into `Article`s,
+Both readers produce the same `Entry` values; one function turns those into `Article`s,
 so identity, dates and fallbacks follow the same rules whatever the format.
 """
 
@@ -9,18 +9,18 @@ from __future__ import annotations
 import calendar
 import codecs
 import io
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import feedparser
 
 from monitor.errors import ParseError
 from monitor.ingest.dedup import canonical_url, content_hash, entry_guid, guid_hash
+from monitor.ingest.entries import Entry, aware_utc, has_year, language_tag
+from monitor.ingest.json_feed import read_json_feed
 from monitor.ingest.text import clean_line, html_to_text, plain_to_text, storable
 from monitor.types import Article, Feed, FetchResult, ParsedFeed
 
@@ -35,27 +35,7 @@ FALLBACK_TITLE_CHARS = 120
 UNTITLED = "(untitled)"
 
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([^\"';\s]+)", re.IGNORECASE)
-_LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
-# A written date with a year in it. Only those are counted when unusable: "not a date" or an
-# empty <pubDate> is a missing date, not one worth a warning on every poll.
-_YEAR = re.compile(r"\d{4}")
-_JSON_FEED_VERSION = re.compile(r"https?://jsonfeed\.org/version/")
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # UTF-32 BOMs start alike
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """One entry as a reader found it: text already plain, nothing defaulted yet."""
-
-    id: str | None
-    link: str | None
-    title: str
-    text: str
-    author: str | None
-    language: str | None  # declared by the entry or its feed, normalised
-    published: datetime | None  # aware UTC
-    published_raw: str | None  # as written, for the fallback guid
-    dated: bool = False  # the entry wrote a date with a year, usable or not
 
 
 @dataclass
@@ -79,9 +59,9 @@ def parse_feed(doc: FetchResult, feed: Feed) -> ParsedFeed:
     """The articles of one fetched document; ParseError when it holds no feed at all."""
     if not doc.body.strip():
         raise ParseError(doc.url, "empty document")
-    fetched = _aware_utc(doc.fetched_at) if doc.fetched_at else datetime.now(UTC)
+    fetched = aware_utc(doc.fetched_at) if doc.fetched_at else datetime.now(UTC)
     if doc.body.removeprefix(codecs.BOM_UTF8).lstrip()[:1] == b"{":
-        title, entries, warning = _read_json_feed(doc)
+        title, entries, warning = read_json_feed(doc)
     else:
         title, entries, warning = _read_xml_feed(doc)
     tally = _Tally()
@@ -91,7 +71,7 @@ def parse_feed(doc: FetchResult, feed: Feed) -> ParsedFeed:
 
 
 def _articles(
-    entries: Iterable[_Entry], feed: Feed, base: str, fetched: datetime, tally: _Tally
+    entries: Iterable[Entry], feed: Feed, base: str, fetched: datetime, tally: _Tally
 ) -> tuple[Article, ...]:
     """Articles in document order; of entries sharing a guid only the first counts."""
     seen: set[str] = set()
@@ -108,7 +88,7 @@ def _articles(
     return tuple(articles)
 
 
-def _article(entry: _Entry, feed: Feed, base: str, fetched: datetime) -> Article | None:
+def _article(entry: Entry, feed: Feed, base: str, fetched: datetime) -> Article | None:
     """The article for one entry, or None when the entry has nothing to show."""
     url = canonical_url(entry.link, base) if entry.link else None
     if not (entry.title or entry.text or url):
@@ -136,7 +116,7 @@ def _article(entry: _Entry, feed: Feed, base: str, fetched: datetime) -> Article
     )
 
 
-def _repaired(entry: _Entry) -> _Entry:
+def _repaired(entry: Entry) -> Entry:
     """The entry with every string made storable (one NUL must not keep a feed out for good)."""
     def fix(value: str | None) -> str | None:
         return storable(value) if value else value
@@ -164,7 +144,7 @@ def _fallback_title(text: str) -> str:
 # --- RSS, RDF, Atom ------------------------------------------------------------------
 
 
-def _read_xml_feed(doc: FetchResult) -> tuple[str, list[_Entry], str | None]:
+def _read_xml_feed(doc: FetchResult) -> tuple[str, list[Entry], str | None]:
     """Title, entries and bozo warning of an XML feed, through feedparser."""
     parsed = feedparser.parse(
         io.BytesIO(doc.body),  # bytes given directly could be taken for a file name
@@ -176,7 +156,7 @@ def _read_xml_feed(doc: FetchResult) -> tuple[str, list[_Entry], str | None]:
     problem = _describe(parsed.get("bozo_exception")) if parsed.get("bozo") else None
     if not parsed.get("version") and not parsed.entries:
         raise ParseError(doc.url, _not_a_feed(doc, problem))
-    feed_language = _language(parsed.feed.get("language"))
+    feed_language = language_tag(parsed.feed.get("language"))
     entries = [_xml_entry(entry, feed_language) for entry in parsed.entries]
     return _detail_text(parsed.feed.get("title_detail"), line=True), entries, problem
 
@@ -200,23 +180,23 @@ def _feedparser_headers(doc: FetchResult) -> dict[str, str]:
     return headers
 
 
-def _xml_entry(entry: Mapping[str, Any], feed_language: str | None) -> _Entry:
-    """An _Entry from a feedparser entry."""
+def _xml_entry(entry: Mapping[str, Any], feed_language: str | None) -> Entry:
+    """An Entry from a feedparser entry."""
     contents = entry.get("content") or []
     body = max(contents, key=lambda c: len(c.get("value") or "")) if contents else None
     details = [*contents, entry.get("summary_detail"), entry.get("title_detail")]
     declared = [entry.get("language"), *(d.get("language") for d in details if d)]
     author = (entry.get("author_detail") or {}).get("name") or entry.get("author") or ""
-    return _Entry(
+    return Entry(
         id=entry.get("id"),
         link=entry.get("link"),
         title=_detail_text(entry.get("title_detail"), line=True),
         text=_detail_text(body or entry.get("summary_detail")),
         author=clean_line(author, is_html=False) or None,
-        language=next(filter(None, map(_language, declared)), feed_language),
+        language=next(filter(None, map(language_tag, declared)), feed_language),
         published=_struct_utc(entry.get("published_parsed") or _own(entry, "updated_parsed")),
         published_raw=entry.get("published"),
-        dated=_has_year(_own(entry, "published"), _own(entry, "updated")),
+        dated=has_year(_own(entry, "published"), _own(entry, "updated")),
     )
 
 
@@ -257,98 +237,3 @@ def _describe(exc: object) -> str:
     return f"{type(exc).__name__}: {exc}"[:200]
 
 
-# --- JSON Feed (feedparser 6 does not read it) -----------------------------------------
-
-
-def _read_json_feed(doc: FetchResult) -> tuple[str, list[_Entry], None]:
-    """Title and entries of a JSON Feed 1.0 or 1.1 document."""
-    try:
-        data = json.loads(doc.body)  # detects UTF-8/16/32 and a UTF-8 BOM itself
-    except ValueError as exc:
-        raise ParseError(doc.url, f"not a feed: invalid JSON ({exc})") from None
-    except RecursionError:
-        raise ParseError(doc.url, "not a feed: JSON nested too deeply") from None
-    if not isinstance(data, dict) or not _JSON_FEED_VERSION.match(_string(data.get("version"))):
-        raise ParseError(doc.url, "not a feed: JSON but not a JSON Feed")
-    items = data.get("items")
-    language, author = _language(data.get("language")), _json_author(data)
-    entries = [
-        _json_entry(item, language, author)
-        for item in (items if isinstance(items, list) else [])
-        if isinstance(item, dict)
-    ]
-    return clean_line(_string(data.get("title")), is_html=False), entries, None
-
-
-def _json_entry(item: Mapping[str, Any], language: str | None, author: str | None) -> _Entry:
-    """An _Entry from a JSON Feed item; feed language and author are its defaults."""
-    html = _string(item.get("content_html"))
-    plain = _string(item.get("content_text")) or _string(item.get("summary"))
-    published_raw = _string(item.get("date_published"))
-    written = published_raw or _string(item.get("date_modified"))
-    return _Entry(
-        id=_string(item.get("id")),
-        link=_string(item.get("url")) or _string(item.get("external_url")),
-        title=clean_line(_string(item.get("title")), is_html=False),
-        text=html_to_text(html) if html else plain_to_text(plain),
-        author=_json_author(item) or author,
-        language=_language(item.get("language")) or language,
-        published=_iso_utc(written),
-        published_raw=published_raw or None,
-        dated=_has_year(written),
-    )
-
-
-def _json_author(obj: Mapping[str, Any]) -> str | None:
-    """Names from `authors` (1.1) or `author` (1.0), comma-separated."""
-    people = obj.get("authors")
-    if not isinstance(people, list):
-        people = [obj.get("author")]
-    names = [_string(p.get("name")) for p in people if isinstance(p, dict)]
-    return clean_line(", ".join(filter(None, names)), is_html=False) or None
-
-
-def _iso_utc(value: str) -> datetime | None:
-    """An RFC 3339 date (or, leniently, an RFC 822 one) as aware UTC."""
-    if not value:
-        return None
-    try:
-        return _aware_utc(datetime.fromisoformat(value))
-    except ValueError:
-        pass
-    except OverflowError:  # 9999-12-31T23:00-05:00 is past datetime's last day in UTC
-        return None
-    try:
-        return _aware_utc(parsedate_to_datetime(value))
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-
-
-# --- shared --------------------------------------------------------------------------
-
-
-def _string(value: object) -> str:
-    """A JSON string (or number, for ids) stripped; anything else as empty."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return ""
-    return str(value).strip()
-
-
-def _has_year(*values: object) -> bool:
-    """Whether any of the values is text holding something like a year."""
-    return any(isinstance(value, str) and _YEAR.search(value) for value in values)
-
-
-def _language(value: object) -> str | None:
-    """A language tag lower-cased ("en-gb"), or None when it does not look like one."""
-    if not isinstance(value, str):
-        return None
-    tag = value.strip().lower().replace("_", "-")
-    return tag if _LANGUAGE.fullmatch(tag) else None
-
-
-def _aware_utc(moment: datetime) -> datetime:
-    """The moment in UTC; a naive one is taken to be UTC already."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
