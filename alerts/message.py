@@ -20,8 +20,8 @@ from alerts.text import ELLIPSIS, one_line
 from alerts.text import clip as clip_text
 from monitor.types import AlertContent
 
-__all__ = ["AlertContent", "SlackMessage", "alert_message", "escape", "flood_summary",
-           "syndication_reply", "test_message"]
+__all__ = ["AlertContent", "SlackMessage", "alert_message", "date_token", "escape", "flood_summary",
+           "inline", "syndication_reply", "test_message"]
 
 Block = dict[str, Any]
 
@@ -93,7 +93,7 @@ def alert_message(a: AlertContent) -> SlackMessage:
         _context(_facts(a)),
     ]
     if a.evidence.strip():
-        blocks.append(_section("> " + _inline(a.evidence, SECTION_LIMIT - 2)))
+        blocks.append(_section("> " + inline(a.evidence, SECTION_LIMIT - 2)))
     narrative = _narrative(a.narrative_summary, a.narrative_url)
     if narrative:
         blocks.append(_section(narrative))
@@ -118,14 +118,14 @@ def flood_summary(
     """One message for the alerts the flood guard held back: (article title, url, outlet)."""
     count = len(items)
     what = f"{count} article{'s' if count != 1 else ''}"
-    heading = f"*{_inline(narrative_title, 1000)}* matched {what} in {_inline(window, 100)}."
+    heading = f"*{inline(narrative_title, 1000)}* matched {what} in {inline(window, 100)}."
     lines = [
-        f"• {_link(url, title.strip() or '(untitled article)', 600)} — {_inline(outlet, 200)}"
+        f"• {_link(url, title.strip() or '(untitled article)', 600)} — {inline(outlet, 200)}"
         for title, url, outlet in items[:LISTED_ITEMS]
     ]
     blocks = [_header(f"Flood guard: {what} held back"), *_listing(heading, lines, count)]
-    text = f"Flood guard held back {what} matching {_inline(narrative_title, 1000)}"
-    return _message(f"{text} in {_inline(window, 100)}.", blocks)
+    text = f"Flood guard held back {what} matching {inline(narrative_title, 1000)}"
+    return _message(f"{text} in {inline(window, 100)}.", blocks)
 
 
 def test_message() -> SlackMessage:
@@ -134,7 +134,7 @@ def test_message() -> SlackMessage:
     return _message(text, [_header("Narrative Monitor test message"), _section(text)])
 
 
-def _inline(text: str, limit: int) -> str:
+def inline(text: str, limit: int) -> str:
     """Untrusted text, on one line, without control characters, escaped and cut to `limit` characters."""
     return clip(escape(one_line(text)), limit)
 
@@ -144,17 +144,17 @@ def _link(url: str | None, label: str, limit: int) -> str:
     target = safe_url(url)
     room = limit - len(target) - 3 if target else 0
     if target is None or room < 20:
-        return _inline(label, limit)
-    return f"<{target}|{_inline(label, room)}>"
+        return inline(label, limit)
+    return f"<{target}|{inline(label, room)}>"
 
 
 def _names(names: Sequence[str]) -> str:
-    listed = ", ".join(_inline(name, 100) for name in names[:LISTED_NAMES])
+    listed = ", ".join(inline(name, 100) for name in names[:LISTED_NAMES])
     extra = len(names) - LISTED_NAMES
     return listed + (f" (+{extra} more)" if extra > 0 else "")
 
 
-def _date(when: datetime) -> str:
+def date_token(when: datetime) -> str:
     """Slack's date token: shown in the reader's time zone, with a UTC fallback."""
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
@@ -163,11 +163,11 @@ def _date(when: datetime) -> str:
 
 
 def _facts(a: AlertContent) -> list[str]:
-    facts = [f"*{_inline(a.outlet, 200)}*"]
+    facts = [f"*{inline(a.outlet, 200)}*"]
     if a.language:
-        facts.append(f"lang: {_inline(a.language, 20)}")
-    tier = _TIER_LABELS.get(a.tier) or _inline(a.tier, 20)
-    return [*facts, _date(a.published), f"score {a.score:.2f}", tier]
+        facts.append(f"lang: {inline(a.language, 20)}")
+    tier = _TIER_LABELS.get(a.tier) or inline(a.tier, 20)
+    return [*facts, date_token(a.published), f"score {a.score:.2f}", tier]
 
 
 def _narrative(summary: str, url: str | None) -> str:
@@ -175,16 +175,16 @@ def _narrative(summary: str, url: str | None) -> str:
     source = f"\n<{target}|Where it is documented>" if target else ""
     if not summary.strip() and not source:
         return ""
-    return f"*Narrative:* {_inline(summary, SECTION_LIMIT - 20 - len(source))}{source}"
+    return f"*Narrative:* {inline(summary, SECTION_LIMIT - 20 - len(source))}{source}"
 
 
 def _fallback(a: AlertContent) -> str:
     text = (
-        f"[{_inline(a.tier, 20)} {a.score:.2f}] {_inline(a.narrative_title, 1000)}: "
-        f"“{_inline(a.article_title, 1000)}” ({_inline(a.outlet, 200)})"
+        f"[{inline(a.tier, 20)} {a.score:.2f}] {inline(a.narrative_title, 1000)}: "
+        f"“{inline(a.article_title, 1000)}” ({inline(a.outlet, 200)})"
     )
     if a.evidence.strip():
-        text += "\n> " + _inline(a.evidence, SECTION_LIMIT)
+        text += "\n> " + inline(a.evidence, SECTION_LIMIT)
     if a.also_published_by:
         text += "\nAlso published by: " + _names(a.also_published_by)
     return text
@@ -205,7 +205,7 @@ def _listing(heading: str, lines: list[str], total: int) -> list[Block]:
 
 
 def _header(text: str) -> Block:
-    plain = _inline(text, HEADER_LIMIT) or ELLIPSIS
+    plain = inline(text, HEADER_LIMIT) or ELLIPSIS
     return {"type": "header", "text": {"type": "plain_text", "text": plain, "emoji": True}}
 
 

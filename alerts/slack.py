@@ -42,7 +42,7 @@ _RETRYABLE_CODES = frozenset(
 _ERROR_CODE = re.compile(r"[a-z][a-z0-9_]*")
 # What can go wrong between us and Slack: sockets and HTTP framing (retryable) and
 # slack-sdk's own refusals such as a malformed URL (not retryable).
-_TRANSPORT_ERRORS = (OSError, HTTPException, SlackClientError, ValueError)
+TRANSPORT_ERRORS = (OSError, HTTPException, SlackClientError, ValueError)
 
 
 class SlackError(Exception):
@@ -106,9 +106,9 @@ class BotSender:
                 unfurl_links=False,
             )
         except SlackApiError as exc:
-            raise _api_error(channel, exc) from exc
-        except _TRANSPORT_ERRORS as exc:
-            raise _transport_error(channel, exc) from exc
+            raise api_error(channel, exc) from exc
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(channel, exc) from exc
         return str(response.get("ts") or "")
 
     def check(self) -> str:
@@ -116,9 +116,9 @@ class BotSender:
         try:
             response = self._client.auth_test()
         except SlackApiError as exc:
-            raise _api_error("auth.test", exc) from exc
-        except _TRANSPORT_ERRORS as exc:
-            raise _transport_error("auth.test", exc) from exc
+            raise api_error("auth.test", exc) from exc
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error("auth.test", exc) from exc
         return f"{response.get('team')} / {response.get('user')}"
 
 
@@ -135,12 +135,12 @@ class WebhookSender:
         """Post `message` to the webhook's channel; `channel` only names it in errors."""
         try:
             response = self._client.send(text=message.text, blocks=list(message.blocks), unfurl_links=False)
-        except _TRANSPORT_ERRORS as exc:
-            raise _transport_error(channel, exc) from exc
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(channel, exc) from exc
         if response.status_code == 200:
             return ""
         # Webhooks answer errors as an HTTP status with the code as plain text.
-        raise _failure(channel, response.status_code, response.body.strip(), response.headers)
+        raise failure(channel, response.status_code, response.body.strip(), response.headers)
 
 
 class ConsoleSender:
@@ -174,14 +174,14 @@ class ConsoleSender:
         return ts
 
 
-def _api_error(channel: str, exc: SlackApiError) -> SlackError:
+def api_error(channel: str, exc: SlackApiError) -> SlackError:
     response = exc.response
     data = response.data
     code = data.get("error") if isinstance(data, dict) else None
-    return _failure(channel, response.status_code, code, response.headers)
+    return failure(channel, response.status_code, code, response.headers)
 
 
-def _failure(channel: str, status: int, code: object, headers: Mapping[str, object]) -> SlackError:
+def failure(channel: str, status: int, code: object, headers: Mapping[str, object]) -> SlackError:
     """A SlackError from an HTTP status, Slack's error code if any, and the response headers."""
     # A 5xx from a proxy or load balancer has an HTML body, which slack-sdk turns into a long
     # message: only a real error code is kept.
@@ -196,7 +196,7 @@ def _failure(channel: str, status: int, code: object, headers: Mapping[str, obje
     )
 
 
-def _transport_error(channel: str, exc: Exception) -> SlackError:
+def transport_error(channel: str, exc: Exception) -> SlackError:
     """A SlackError for a request that got no HTTP answer, or could not be made."""
     if not isinstance(exc, OSError | HTTPException):  # slack-sdk or urllib refused the request
         return SlackError(channel, f"request refused: {exc}", retryable=False)

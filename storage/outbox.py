@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import aliased, sessionmaker
 
 from monitor.types import (
     AlertContent,
@@ -135,6 +135,42 @@ class Outbox:
             query = select(AlertRow).where(AlertRow.parent_id == parent_id).order_by(AlertRow.id)
             return [_item(row) for row in session.scalars(query)]
 
+    def siblings(self, item: OutboxItem) -> list[OutboxItem]:
+        """Other due alerts about the same article on the same channel: one message carries them all."""
+        query = select(AlertRow).where(
+            AlertRow.kind == AlertKind.ALERT.value, AlertRow.article_id == item.article_id,
+            AlertRow.channel == item.channel, AlertRow.id != item.id,
+            AlertRow.status == AlertStatus.PENDING.value, AlertRow.next_attempt_at <= self._clock(),
+        ).order_by(AlertRow.id)
+        with self._sessions() as session:
+            return [_item(row) for row in session.scalars(query)]
+
+    def message_alerts(self, alert_id: int) -> list[OutboxItem]:
+        """The alerts posted in the same Slack message as `alert_id` (itself included), oldest first."""
+        with self._sessions() as session:
+            row = session.get(AlertRow, alert_id)
+            if row is None or row.kind != AlertKind.ALERT.value:
+                return []
+            if row.status != AlertStatus.SENT.value:
+                return [_item(row)]
+            query = select(AlertRow).where(
+                AlertRow.kind == AlertKind.ALERT.value, AlertRow.article_id == row.article_id,
+                AlertRow.channel == row.channel, AlertRow.status == AlertStatus.SENT.value,
+                AlertRow.ts == row.ts,
+            ).order_by(AlertRow.id)
+            return [_item(other) for other in session.scalars(query)]
+
+    def in_thread(self, reply: OutboxItem, ts: str) -> bool:
+        """Whether the thread `ts` already holds a reply about the same copy (from a sibling alert)."""
+        parent = aliased(AlertRow)
+        query = select(AlertRow.id).join(parent, parent.id == AlertRow.parent_id).where(
+            AlertRow.kind == AlertKind.REPLY.value, AlertRow.status == AlertStatus.SENT.value,
+            AlertRow.article_id == reply.article_id, AlertRow.feed_id == reply.feed_id,
+            AlertRow.channel == reply.channel, parent.ts == ts, AlertRow.id != reply.id,
+        ).limit(1)
+        with self._sessions() as session:
+            return session.scalar(query) is not None
+
     def held(self, summary: OutboxItem) -> list[OutboxItem]:
         """The alerts a summary stands for: held for its narrative and channel, not yet summarised."""
         query = select(AlertRow).where(
@@ -171,9 +207,13 @@ class Outbox:
         with self._sessions.begin() as session:
             session.execute(update(AlertRow).where(AlertRow.id == item_id).values(**values))
 
-    def settle_many(self, item_ids: Sequence[int], status: AlertStatus) -> None:
+    def settle_many(self, item_ids: Sequence[int], status: AlertStatus, *, ts: str | None = None) -> None:
+        """Settle items that went out inside another item's message (with its ts when sent)."""
+        values: dict[str, object] = {"status": status.value}
+        if status is AlertStatus.SENT:
+            values.update(ts=ts, sent_at=self._clock(), attempts=AlertRow.attempts + 1, last_error=None)
         with self._sessions.begin() as session:
-            session.execute(update(AlertRow).where(AlertRow.id.in_(item_ids)).values(status=status.value))
+            session.execute(update(AlertRow).where(AlertRow.id.in_(item_ids)).values(**values))
 
     def origins(self, article_ids: Sequence[int]) -> dict[int, ArticleOrigin]:
         """The feed each article was first stored from, and when it was published."""

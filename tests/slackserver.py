@@ -6,7 +6,8 @@
 
 It answers `POST /api/chat.postMessage` and `POST /api/auth.test` as Slack does (HTTP 200
 with `{"ok": false, "error": ...}` for refusals), and the webhook at `WEBHOOK_PATH` (an HTTP
-status with the error code as text). It is honest where our code could go wrong: it checks
+status with the error code as text); clicks and the methods that answer them are in
+tests/slackclicks.py. It is honest where our code could go wrong: it checks
 the bot token, knows its channels, allows one message per second per channel (then HTTP 429
 with Retry-After), and refuses blocks over Slack's limits. `fail_next` and `drop_next`
 inject server errors and connections closed without an answer.
@@ -29,6 +30,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+
+from slackblocks import problem
+from slackclicks import APP_TOKEN, InteractiveSlack
 
 TOKEN = "xoxb-test-token"
 WEBHOOK_PATH = "/webhook/T000/B000/XXX"
@@ -64,7 +68,7 @@ def _plain(status: int, text: str, headers: dict[str, str] | None = None) -> _An
     return _Answer(status, text.encode(), {"Content-Type": "text/html", **(headers or {})})
 
 
-class SlackServer:
+class SlackServer(InteractiveSlack):
     """A threaded HTTP/1.1 server on 127.0.0.1 playing Slack; `min_interval=None` lifts the rate limit."""
 
     def __init__(
@@ -74,6 +78,8 @@ class SlackServer:
         webhook_channel: str = "C0HOOK",
         min_interval: float | None = 1.0,
         token: str = TOKEN,
+        app_token: str = APP_TOKEN,
+        usergroups: dict[str, list[str]] | None = None,
     ) -> None:
         self.channels = set(channels) | {webhook_channel}
         self.webhook_channel = webhook_channel
@@ -86,6 +92,7 @@ class SlackServer:
         self._lock = threading.Lock()
         self._httpd: _Server | None = None
         self.base_url = ""
+        self._setup_interactive(app_token, usergroups)
 
     def __enter__(self) -> SlackServer:
         self._httpd = httpd = _Server(("127.0.0.1", 0), _Handler, self)
@@ -148,6 +155,9 @@ class SlackServer:
             return self._auth_test(headers, body)
         if path == "/api/chat.postMessage":
             return self._post_message(headers, body)
+        interactive = self._interactive(path, headers, _payload(headers, body))
+        if interactive is not None:
+            return interactive
         return _json(404, ok=False, error="unknown_method")
 
     def _authorized(self, headers: dict[str, str], payload: dict[str, Any]) -> bool:
@@ -168,9 +178,9 @@ class SlackServer:
         channel = str(payload.get("channel", ""))
         if channel not in self.channels:
             return _json(ok=False, error="channel_not_found")
-        problem = _problem(payload)
-        if problem:
-            return _json(ok=False, error=problem)
+        refused = problem(payload)
+        if refused:
+            return _json(ok=False, error=refused)
         thread_ts = payload.get("thread_ts")
         posted = self._accept(channel, payload, str(thread_ts) if thread_ts else None, "api")
         if posted is None:
@@ -181,9 +191,9 @@ class SlackServer:
         payload = _payload({"content-type": "application/json"}, body)
         if payload is None:
             return _plain(400, "invalid_payload")
-        problem = _problem(payload)
-        if problem:
-            return _plain(400, problem)
+        refused = problem(payload)
+        if refused:
+            return _plain(400, refused)
         if self._accept(self.webhook_channel, payload, None, "webhook") is None:
             return _plain(429, "rate_limited", {"Retry-After": self._wait(self.webhook_channel)})
         return _plain(200, "ok")
@@ -224,38 +234,6 @@ def _payload(headers: dict[str, str], body: bytes) -> dict[str, Any] | None:
         return form
     except (ValueError, UnicodeDecodeError):
         return None
-
-
-def _problem(payload: dict[str, Any]) -> str | None:
-    """Slack's error code for a message it would refuse, or None."""
-    text, blocks = payload.get("text") or "", payload.get("blocks") or []
-    if not text and not blocks:
-        return "no_text"
-    if len(str(text)) > 40_000:
-        return "msg_too_long"
-    if not isinstance(blocks, list) or len(blocks) > 50:
-        return "invalid_blocks"
-    return "invalid_blocks" if any(not _block_ok(block) for block in blocks) else None
-
-
-def _text_ok(obj: Any, limit: int, types: tuple[str, ...] = ("plain_text", "mrkdwn")) -> bool:
-    return isinstance(obj, dict) and obj.get("type") in types and 1 <= len(str(obj.get("text", ""))) <= limit
-
-
-def _block_ok(block: Any) -> bool:
-    if not isinstance(block, dict):
-        return False
-    kind = block.get("type")
-    if kind == "header":
-        return _text_ok(block.get("text"), 150, ("plain_text",))
-    if kind == "section":
-        fields = block.get("fields") or []
-        text_ok = _text_ok(block.get("text"), 3000) if "text" in block else bool(fields)
-        return text_ok and len(fields) <= 10 and all(_text_ok(f, 2000) for f in fields)
-    if kind == "context":
-        elements = block.get("elements") or []
-        return 1 <= len(elements) <= 10 and all(_text_ok(e, 3000) for e in elements)
-    return kind == "divider"
 
 
 class _Server(ThreadingHTTPServer):
@@ -300,10 +278,19 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Tests read `messages`, not a log."""
 
+    def do_GET(self) -> None:
+        """Web API methods read with GET (usergroups.users.list): the query string is the form."""
+        path, _, query = self.path.partition("?")
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        headers["content-type"] = "application/x-www-form-urlencoded"
+        self._send(self.server.owner.answer(path, headers, query.encode()))
+
     def do_POST(self) -> None:
         headers = {name.lower(): value for name, value in self.headers.items()}
         body = self.rfile.read(int(headers.get("content-length") or 0))
-        answer = self.server.owner.answer(self.path.split("?", 1)[0], headers, body)
+        self._send(self.server.owner.answer(self.path.split("?", 1)[0], headers, body))
+
+    def _send(self, answer: _Answer | None) -> None:
         if answer is None:
             self.close_connection = True  # hang up: the client reads EOF instead of a status line
             return

@@ -89,6 +89,10 @@ class SlackSection(_Strict):
     channel: str = Field("#narrative-alerts", min_length=1)
     api_url: str = Field("https://slack.com/api/", pattern=r"^https?://\S+$")
     routes: tuple[RouteSection, ...] = ()
+    # Who may label alerts with the buttons: Slack user ids and/or one user group id. Both
+    # empty: anyone in the channel. Others are told so, privately, and nothing is stored.
+    allowed_users: tuple[Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,30}$")], ...] = ()
+    allowed_usergroup: str | None = Field(None, pattern=r"^S[A-Z0-9]{2,30}$")
 
     @field_validator("api_url")
     @classmethod
@@ -166,6 +170,13 @@ class EngineSection(_Strict):
     visibility_timeout: Duration = Field(3600.0, ge=1, le=7 * 86400)
 
 
+class WebSection(_Strict):
+    """Where `monitor run` and `monitor serve` take Slack's clicks: POST /slack/interactions."""
+
+    host: str = Field("127.0.0.1", pattern=r"^[A-Za-z0-9.:_-]+$")
+    port: int = Field(9471, ge=0, le=65535)  # 0: no HTTP endpoint (Socket Mode still works)
+
+
 class FeedSection(_Strict):
     url: str = Field(pattern=r"^https?://\S+$")
     name: str | None = None
@@ -182,6 +193,7 @@ class ConfigFile(_Strict):
     matching: MatchingSection = MatchingSection()
     alerts: AlertsSection = AlertsSection()
     digest: DigestSection = DigestSection()
+    web: WebSection = WebSection()
     feeds: dict[Annotated[str, Field(pattern=_FEED_ID)], FeedSection] = {}
 
 

@@ -143,6 +143,9 @@ _PATTERN_MESSAGES = {
     "recipients": "must be an email address",
     "sender": "must be an email address",
     "metrics_host": "must be an IP address or host name (e.g. \"127.0.0.1\" or \"0.0.0.0\")",
+    "host": "must be an IP address or host name (e.g. \"127.0.0.1\" or \"0.0.0.0\")",
+    "allowed_users": "must be Slack user ids (U… or W…, as in a member's profile)",
+    "allowed_usergroup": "must be a Slack user group id (S…)",
 }
 
 
@@ -154,6 +157,9 @@ _SECRET_KEYS: dict[tuple[str, ...], str] = {
     ("alerts", "slack", "bot_token"): "SLACK_BOT_TOKEN",
     ("alerts", "slack", "webhook"): "SLACK_WEBHOOK_URL",
     ("alerts", "slack", "webhook_url"): "SLACK_WEBHOOK_URL",
+    ("alerts", "slack", "signing_secret"): "SLACK_SIGNING_SECRET",
+    ("alerts", "slack", "app_token"): "SLACK_APP_TOKEN",
+    ("web", "signing_secret"): "SLACK_SIGNING_SECRET",
 }
 # Bounds pydantic states as numbers ("less than or equal to 3600") said as durations.
 _BOUNDS = {"greater_than_equal": ("ge", "at least"), "greater_than": ("gt", "more than"),

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from alerts.message import SlackMessage, alert_message, flood_summary, syndication_reply, test_message
+from alerts.card import alert_card
+from alerts.message import SlackMessage, flood_summary, syndication_reply, test_message
 from alerts.retry import backoff_delay
 from alerts.slack import SlackError, SlackSender
-from monitor.types import AlertKind, AlertStatus, OutboxItem, utc_now
+from monitor.types import AlertKind, AlertStatus, CardEntry, OutboxItem, utc_now
 from storage.outbox import Outbox
 
 log = logging.getLogger("monitor.service.delivery")
@@ -21,7 +22,16 @@ CHANNEL_GAP = 1.0  # seconds between two messages to one channel: Slack's limit 
 MAX_RETRY_DELAY = 3600.0
 PARENT_WAIT = 5.0  # a reply waits this long for its parent alert to be sent first
 
-Built = tuple[SlackMessage, str | None, list[int]]  # message, thread ts, items it stands for
+
+
+@dataclass(frozen=True)
+class Built:
+    """A message to post, its thread, and the other items it settles once acknowledged."""
+
+    message: SlackMessage
+    thread_ts: str | None = None
+    folded: tuple[int, ...] = ()  # replies and held alerts it lists: merged
+    carried: tuple[int, ...] = ()  # the article's other alerts shown in it: sent, with its ts
 
 
 @dataclass(frozen=True)
@@ -94,17 +104,19 @@ class Deliverer:
         built = self._message(item)
         if built is None:
             return run
-        message, thread_ts, folded = built
         self._ready_at[item.channel] = time.monotonic() + self.gap
         try:
-            ts = self.sender.post(item.channel, message, thread_ts=thread_ts)
+            ts = self.sender.post(item.channel, built.message, thread_ts=built.thread_ts)
         except SlackError as exc:
-            return self._failed(item, exc, run)
+            return self._failed(item, exc, run, built.carried)
         self.outbox.settle(item.id, AlertStatus.SENT, ts=ts)
-        if folded:  # only once the message that lists them is acknowledged
-            self.outbox.settle_many(folded, AlertStatus.MERGED)
+        if built.carried:  # one message, several alerts: each keeps its row (labels are per alert)
+            self.outbox.settle_many(built.carried, AlertStatus.SENT, ts=ts)
+        if built.folded:  # only once the message that lists them is acknowledged
+            self.outbox.settle_many(built.folded, AlertStatus.MERGED)
         log.info("alert sent", extra={"alert": item.id, "kind": item.kind.value, "channel": item.channel,
-                                      "narrative": item.narrative_id, "ts": ts})
+                                      "narrative": item.narrative_id, "ts": ts,
+                                      "with_alerts": list(built.carried)})
         return replace(run, sent=run.sent + 1)
 
     def _message(self, item: OutboxItem) -> Built | None:
@@ -115,17 +127,22 @@ class Deliverer:
             return self._reply(item)
         if item.kind is AlertKind.SUMMARY:
             return self._summary(item)
-        return test_message(), None, []
+        return Built(test_message())
 
     def _alert(self, item: OutboxItem) -> Built:
-        assert item.article_id is not None and item.narrative_id is not None
-        content = self.outbox.content(item.article_id, item.narrative_id)
+        """One message for the article's due alerts on this channel (claimed here), best first."""
+        carried = [s for s in self.outbox.siblings(item) if self.outbox.claim(s.id)]
+        group = [item, *carried]
+        entries = [CardEntry(i.id, self.outbox.content(i.article_id or 0, i.narrative_id or ""))
+                   for i in group]
+        folded: list[int] = []
         if not self.sender.supports_threads:
             # A webhook cannot thread: replies that are waiting are counted in the alert instead.
-            replies = [r for r in self.outbox.replies(item.id) if r.status is AlertStatus.PENDING]
-            outlets = tuple(self.outbox.outlet(r.feed_id, r.article_id)[0] for r in replies)
-            return alert_message(replace(content, also_published_by=outlets)), None, [r.id for r in replies]
-        return alert_message(content), None, []
+            replies = [r for i in group for r in self.outbox.replies(i.id) if r.status is AlertStatus.PENDING]
+            outlets = tuple(dict.fromkeys(self.outbox.outlet(r.feed_id, r.article_id)[0] for r in replies))
+            entries = [replace(e, content=replace(e.content, also_published_by=outlets)) for e in entries]
+            folded = [r.id for r in replies]
+        return Built(alert_card(entries), None, tuple(folded), tuple(s.id for s in carried))
 
     def _reply(self, item: OutboxItem) -> Built | None:
         parent = self.outbox.item(item.parent_id) if item.parent_id is not None else None
@@ -138,8 +155,11 @@ class Deliverer:
             retry = self._clock() + timedelta(seconds=PARENT_WAIT)
             self.outbox.settle(item.id, AlertStatus.PENDING, error="waiting for its alert", retry_at=retry)
             return None
+        if parent.ts and self.outbox.in_thread(item, parent.ts):  # the copy, told under a sibling alert
+            self.outbox.settle(item.id, AlertStatus.MERGED, error="already in the thread")
+            return None
         outlet, url = self.outbox.outlet(item.feed_id, item.article_id)
-        return syndication_reply([outlet], [url]), parent.ts, []
+        return Built(syndication_reply([outlet], [url]), parent.ts)
 
     def _summary(self, item: OutboxItem) -> Built | None:
         held = self.outbox.held(item)
@@ -149,19 +169,24 @@ class Deliverer:
         contents = [self.outbox.content(h.article_id or 0, h.narrative_id or "") for h in held]
         listed = [(c.article_title, c.article_url, c.outlet) for c in contents]
         window = f"{int(self._flood_window // 60)} minutes"
-        return flood_summary(contents[0].narrative_title, listed, window), None, [h.id for h in held]
+        summary = flood_summary(contents[0].narrative_title, listed, window)
+        return Built(summary, None, tuple(h.id for h in held))
 
-    def _failed(self, item: OutboxItem, exc: SlackError, run: DeliveryRun) -> DeliveryRun:
+    def _failed(self, item: OutboxItem, exc: SlackError, run: DeliveryRun, carried: tuple[int, ...] = ()
+                ) -> DeliveryRun:
+        """Record the failure on the item and on the alerts its message carried (retried together)."""
         fields = {"alert": item.id, "channel": item.channel, "error": exc.error}
         if exc.retry_after is not None:
             self._ready_at[item.channel] = time.monotonic() + exc.retry_after
         if not exc.retryable:
-            self.outbox.settle(item.id, AlertStatus.FAILED, error=exc.error)
+            for item_id in (item.id, *carried):
+                self.outbox.settle(item_id, AlertStatus.FAILED, error=exc.error)
             log.error("alert refused by Slack; not retried", extra=fields)
             return replace(run, failed=run.failed + 1)
         delay = exc.retry_after if exc.retry_after is not None else _backoff(item.attempts)
         retry = self._clock() + timedelta(seconds=delay)
-        self.outbox.settle(item.id, AlertStatus.PENDING, error=exc.error, retry_at=retry)
+        for item_id in (item.id, *carried):
+            self.outbox.settle(item_id, AlertStatus.PENDING, error=exc.error, retry_at=retry)
         log.warning("alert delivery failed; will retry", extra={**fields, "retry_in": round(delay, 1)})
         return replace(run, retried=run.retried + 1)
 

@@ -48,6 +48,7 @@ from monitor.types.feeds import (
     StoreOutcome,
     utc_now,
 )
+from monitor.types.interactions import Action, CardEntry, CardLabel, Click
 from monitor.types.matching import (
     Match,
     Narrative,
@@ -56,6 +57,7 @@ from monitor.types.matching import (
 )
 
 __all__ = [
+    "Action",
     "AlertContent",
     "AlertHead",
     "AlertIntent",
@@ -66,6 +68,9 @@ __all__ = [
     "ArticleCopy",
     "ArticleOrigin",
     "ArticleText",
+    "CardEntry",
+    "CardLabel",
+    "Click",
     "Clock",
     "CopyRules",
     "Digest",
