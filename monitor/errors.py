@@ -9,6 +9,7 @@
     ├── StorageError             the database cannot be opened or migrated, or a write failed (operation)
     │   └── NotFoundError        a row the operation needs is not stored (also a KeyError)
     ├── ModelError               an embedding model cannot be loaded (never downloaded at run time)
+    ├── LabelError               a label request that cannot be: a malformed alert id, an unknown action
     └── DataFileError            a file given on the command line cannot be read (path, line)
         ├── NarrativeFileError   `narratives import`: the file as a whole (bad rows are reported, not raised)
         └── EvalDataError        `monitor eval`: a labelled set is missing or malformed
@@ -107,6 +108,16 @@ class ModelError(MonitorError):
             "that folder here and configure its path as the model; or copy a Hugging Face cache "
             "(HF_HOME) that holds it and run with HF_HUB_OFFLINE=1"
         )
+
+
+class LabelError(MonitorError):
+    """A label (or mute) request is malformed: `field` holds what was wrong, `value` what was given."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{field} {value!r}: {reason}")
 
 
 class DataFileError(MonitorError):

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -219,4 +220,70 @@ class DigestRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     destination: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FeedbackLabelRow(Base):
+    """An analyst's label on an alert. The current one has no `ended_at`; the others are history."""
+
+    __tablename__ = "feedback_labels"
+    __table_args__ = (
+        # At most one current label per alert: a double click racing itself inserts once.
+        Index("uq_feedback_labels_current", "alert_id", unique=True,
+              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+        Index(None, "alert_id"),
+        Index(None, "narrative_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"))
+    narrative_id: Mapped[str] = mapped_column(ForeignKey("narratives.id"))
+    label: Mapped[str] = mapped_column(String(20))  # "confirmed" or "false_alarm"
+    user: Mapped[str] = mapped_column(String(200))  # Slack user id, or --user of the CLI
+    note: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(10))  # "slack" or "cli"
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_by: Mapped[str | None] = mapped_column(String(200))
+    ended_how: Mapped[str | None] = mapped_column(String(10))  # "replaced" or "undone"
+
+
+class NarrativeMuteRow(Base):
+    """A narrative kept out of Slack until `until`; the digest still shows it."""
+
+    __tablename__ = "narrative_mutes"
+
+    narrative_id: Mapped[str] = mapped_column(
+        ForeignKey("narratives.id", ondelete="CASCADE"), primary_key=True
+    )
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    muted_by: Mapped[str] = mapped_column(String(200))
+    muted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LearnedExampleRow(Base):
+    """A confirmed evidence sentence embedded as one more example of its narrative, until removed."""
+
+    __tablename__ = "learned_examples"
+    __table_args__ = (Index(None, "narrative_id", "removed_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    narrative_id: Mapped[str] = mapped_column(ForeignKey("narratives.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    label_id: Mapped[int | None] = mapped_column(ForeignKey("feedback_labels.id"))
+    alert_id: Mapped[int | None] = mapped_column(Integer)
+    added_by: Mapped[str] = mapped_column(String(200))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CalibrationRow(Base):
+    """A value `monitor calibrate --apply` stored over the configuration (the global alert threshold)."""
+
+    __tablename__ = "calibration"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    labels: Mapped[int] = mapped_column(Integer)  # how many labels it was chosen from
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

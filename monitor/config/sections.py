@@ -68,6 +68,8 @@ class MatchingSection(_Strict):
     # coverage a narrative reaches no tier (bench/precision.py measures both).
     lexical_weight: float = Field(0.2, ge=0, le=1)
     lexical_floor: float = Field(0.1, ge=0, le=1)
+    # A confirmed alert's evidence sentence becomes a learned example of its narrative.
+    learn_from_confirmed: bool = True
 
     @model_validator(mode="after")
     def _watch_below_alert(self) -> MatchingSection:

@@ -1,0 +1,1 @@
+"""Analysts' feedback on alerts: labels, mutes, learned examples and calibration."""
