@@ -29,7 +29,8 @@ Block = dict[str, Any]
 
 DEFAULT_MUTE = 24 * 3600.0  # seconds; the `mute` button's duration
 # The other durations offered once a narrative is muted (the issue asks for a simple fixed choice).
-OTHER_MUTES = ((3600.0, "1 hour"), (7 * 86400.0, "7 days"))
+# Each its own action_id (Slack wants them unique in a block): mute_for_1h, mute_for_7d.
+OTHER_MUTES = ((3600.0, "1 hour", "1h"), (7 * 86400.0, "7 days", "7d"))
 LISTED_OTHERS = 10  # other narratives with their own rows; 6 + 10 x 4 blocks stay under 50
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 _LABELS = {"confirmed": ":white_check_mark: Confirmed", "false_alarm": ":x: False alarm",
@@ -69,8 +70,8 @@ def controls(entry: CardEntry) -> list[Block]:
         ]}]
     buttons = [_button("Undo", Action.UNDO, value)]
     if label.kind == "muted":
-        buttons += [_button(f"Mute {name} instead", Action.MUTE_FOR, f"{value}:{seconds:g}")
-                    for seconds, name in OTHER_MUTES]
+        buttons += [_button(f"Mute {name} instead", f"{Action.MUTE_FOR}_{short}", f"{value}:{seconds:g}")
+                    for seconds, name, short in OTHER_MUTES]
     return [_context(label_line(label)),
             {"type": "actions", "block_id": block_id, "elements": buttons}]
 
@@ -102,9 +103,9 @@ def _mute_dialog(title: str) -> Block:
     }
 
 
-def _button(text: str, action: Action, value: str, style: str | None = None,
+def _button(text: str, action: str, value: str, style: str | None = None,
             confirm: Block | None = None) -> Block:
-    button: Block = {"type": "button", "action_id": action.value, "value": value,
+    button: Block = {"type": "button", "action_id": str(action), "value": value,
                      "text": {"type": "plain_text", "text": text, "emoji": True}}
     if style:
         button["style"] = style

@@ -57,8 +57,9 @@ def click_of(payload: dict[str, Any]) -> Click:
     if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
         raise InteractionError("block_actions without exactly one action")
     action_id, value = actions[0].get("action_id"), actions[0].get("value")
+    name = str(action_id)
     try:
-        action = Action(str(action_id))
+        action = Action(Action.MUTE_FOR if name.startswith(f"{Action.MUTE_FOR}_") else name)
     except ValueError as exc:
         raise InteractionError(f"unknown action_id {str(action_id)[:40]!r}") from exc
     alert_id, seconds = _value(action, value)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from enum import StrEnum
-from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,9 +17,10 @@ from monitor.cli.alerts import alerts_app, describe
 from monitor.cli.digest import digest_app
 from monitor.cli.evaluate import eval_command
 from monitor.cli.matching import match, matches, narratives_app, reembed
+from monitor.cli.serve import serve, slack_interactions
 from monitor.cli.shown import json_text, plain
 from monitor.cli.status import ops_server, status
-from monitor.cli.support import Context, database, err, log, out, settings_of, shown_url
+from monitor.cli.support import Context, database, err, on_signals, out, settings_of, shown_url
 from monitor.cli.worker import dispatcher, worker
 from monitor.errors import ConfigError, MonitorError
 from monitor.service.logs import setup_logging
@@ -50,6 +49,7 @@ app.command()(matches)
 app.command("eval")(eval_command)
 app.command()(worker)
 app.command("status")(status)
+app.command()(serve)
 
 DIGEST_RETRY = 300.0  # seconds between retries of a digest that is due but not sent
 
@@ -91,8 +91,9 @@ def run(ctx: typer.Context) -> None:
         scheduler = FeedScheduler(settings, pipeline, load=load_settings, periodic=periodic,
                                   poll=remote.enqueue_poll if remote else None)
         stop = threading.Event()
-        _on_signals(stop)
-        with ops_server(settings, engine, lambda: scheduler.running, lambda: scheduler.settings.feeds()):
+        on_signals(stop, "finishing the polls in flight")
+        with ops_server(settings, engine, lambda: scheduler.running, lambda: scheduler.settings.feeds()), \
+                slack_interactions(settings, engine):
             scheduler.start()
             try:
                 scheduler.run_until(stop)
@@ -123,16 +124,6 @@ def _periodic_jobs(
         # After a failure or downtime, yesterday's digest goes out as soon as it can.
         ("digest-retry", digest.catch_up, DIGEST_RETRY),
     ]
-
-
-def _on_signals(stop: threading.Event) -> None:
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping: finishing the polls in flight", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-        signal.signal(signum, signal.SIG_DFL)  # a second signal stops at once
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
 
 
 @app.command()

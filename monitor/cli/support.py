@@ -8,9 +8,12 @@ the commands that use them, so that `monitor --help` and light commands start at
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import typer
@@ -72,3 +75,14 @@ def shown_url(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def on_signals(stop: threading.Event, finishing: str) -> None:
+    """SIGINT and SIGTERM set `stop` (logging what is being finished); a second one stops at once."""
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info(f"stopping: {finishing}", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+        signal.signal(signum, signal.SIG_DFL)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)

@@ -20,7 +20,8 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 
 
 # Environment variables whose values are secrets wherever they appear (a webhook on any host).
-SECRET_ENV = ("SLACK_BOT_TOKEN", "SLACK_WEBHOOK_URL", "MONITOR_SMTP_PASSWORD")
+SECRET_ENV = ("SLACK_BOT_TOKEN", "SLACK_WEBHOOK_URL", "MONITOR_SMTP_PASSWORD", "SLACK_SIGNING_SECRET",
+              "SLACK_APP_TOKEN")
 _MIN_SECRET = 6  # shorter values would blank out ordinary words; the patterns still apply
 _USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/?#@\s\"'\\<>]+)@", re.IGNORECASE)
 _SLACK_HOOK = re.compile(r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_-]+",

@@ -15,7 +15,7 @@ class Action(StrEnum):
     CONFIRM = "confirm"
     FALSE_ALARM = "false_alarm"
     MUTE = "mute"
-    MUTE_FOR = "mute_for"  # after a mute: the same mute with another duration
+    MUTE_FOR = "mute_for"  # after a mute, another duration: action_ids mute_for_1h, mute_for_7d
     UNDO = "undo"
 
 
