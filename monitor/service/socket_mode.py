@@ -81,10 +81,16 @@ class SocketListener:
             return
 
     def _on_request(self, client: SocketModeClient, request: SocketModeRequest) -> None:
+        """Queue the click (the work is done later), then acknowledge: every envelope, refused or not."""
         from slack_sdk.socket_mode.response import SocketModeResponse
 
-        # The acknowledgement goes first: Slack retries an envelope not acknowledged in 3 s.
-        client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
+        try:
+            self._take(request)
+        finally:
+            # Slack sends an envelope again when it is not acknowledged within 3 seconds.
+            client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
+
+    def _take(self, request: SocketModeRequest) -> None:
         if request.type != "interactive":
             log.info("Socket Mode envelope ignored", extra={"type": request.type})
             return
