@@ -66,11 +66,11 @@ def image_install_line() -> str:
 
 def test_compose_runs_postgres_redis_mailpit_scheduler_and_workers() -> None:
     services = compose()["services"]
-    assert {"postgres", "redis", "mailpit", "migrate", "scheduler", "worker"} <= set(services)
-    assert set(app_services()) == {"migrate", "scheduler", "worker"}
+    assert {"postgres", "redis", "mailpit", "migrate", "scheduler", "worker", "slack"} <= set(services)
+    assert set(app_services()) == {"migrate", "scheduler", "worker", "slack"}
 
 
-@pytest.mark.parametrize("service", ["migrate", "scheduler", "worker"])
+@pytest.mark.parametrize("service", ["migrate", "scheduler", "worker", "slack"])
 def test_every_service_command_is_a_real_monitor_command(service: str) -> None:
     command = app_services()[service]["command"]
     assert isinstance(command, list) and command[0] == "monitor"
@@ -149,6 +149,10 @@ def test_the_compose_config_file_is_valid_and_points_at_the_stack() -> None:
     check = " ".join(services["scheduler"]["healthcheck"]["test"])
     assert f"127.0.0.1:{monitor.metrics_port}/healthz" in check
     assert f"127.0.0.1:{monitor.metrics_port}:{monitor.metrics_port}" in services["scheduler"]["ports"]
+    web = settings.file.web  # the slack service (monitor serve) takes clicks on the published port
+    assert web.host == "0.0.0.0" and services["slack"]["command"] == ["monitor", "serve"]
+    assert f"127.0.0.1:{web.port}:{web.port}" in services["slack"]["ports"]
+    assert str(web.port) in " ".join(services["slack"]["healthcheck"]["test"])
 
 
 def test_the_image_installs_what_the_makefile_installs() -> None:

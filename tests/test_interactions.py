@@ -165,7 +165,7 @@ def test_without_a_signing_secret_everything_is_refused(
 ) -> None:
     world = ClickWorld(engine, tmp_path, slack)
     (best, _other), message = world.alert_on_both()
-    with caplog.at_level(logging.ERROR, logger="monitor.service.interactions"):
+    with caplog.at_level(logging.WARNING, logger="monitor.service.interactions"):
         server = world.serve(secret=None)
     try:
         assert "SLACK_SIGNING_SECRET is not set" in caplog.text

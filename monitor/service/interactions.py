@@ -50,8 +50,8 @@ class RequestCheck:
         self._clicks = clicks
         self._clock = clock
         if self._verifier is None:
-            log.error("SLACK_SIGNING_SECRET is not set: every request to %s is refused; set it to the "
-                      "signing secret on the Slack app's Basic Information page", PATH)
+            log.warning("SLACK_SIGNING_SECRET is not set: every request to %s is refused; set it to the "
+                        "signing secret on the Slack app's Basic Information page", PATH)
 
     def click(self, headers: dict[str, str], body: bytes) -> Click:
         """The request's click; InteractionError (with its HTTP status) when refused."""
