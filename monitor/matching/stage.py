@@ -111,7 +111,8 @@ class MatchStage:
             self.embedder.model_id
         )
         for narrative in todo:
-            texts = narrative_texts(narrative)
+            # Learned examples (confirmed evidence, monitor.feedback) are phrasings like the others.
+            texts = narrative_texts(narrative) + self.store.learned_texts(narrative.id)
             vectors = self.embedder.embed(texts, "passage")
             self.store.save_narrative_vectors(self.embedder.model_id, narrative.id, texts, vectors)
         return len(todo)
