@@ -130,3 +130,16 @@ def test_mute_and_unmute(engine: Engine, tmp_path: Path) -> None:
         service.mute_narrative(BIOLABS.id, datetime.now(UTC) - timedelta(hours=1), "U1")
     assert service.unmute_narrative(BIOLABS.id) is True
     assert service.unmute_narrative(BIOLABS.id) is False and service.mutes() == []
+
+
+def test_a_calibrated_alert_threshold_reaches_the_matching_stage(engine: Engine, tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    alerted(engine, settings)
+    store = FeedbackService.from_settings(settings, engine).store
+    stage = build_stage(settings, engine)
+    assert stage.scorer().thresholds.alert == 0.70
+    store.store_calibration(0.55, 12, {BIOLABS.id: 0.8})
+    assert (stage.scorer().thresholds.alert, stage.scorer().thresholds.watch) == (0.55, 0.55)
+    assert stage.store.narrative_thresholds() == {BIOLABS.id: 0.8}
+    assert store.clear_calibrated_alert_threshold() is True
+    assert stage.scorer().thresholds.alert == 0.70

@@ -18,6 +18,7 @@ from rich.table import Table
 from monitor.cli.alerts import alerts_app, describe
 from monitor.cli.digest import digest_app
 from monitor.cli.evaluate import eval_command
+from monitor.cli.feedback import calibrate, feedback_app
 from monitor.cli.matching import match, matches, narratives_app, reembed
 from monitor.cli.shown import json_text, plain
 from monitor.cli.status import ops_server, status
@@ -44,12 +45,14 @@ app.add_typer(db_app, name="db")
 app.add_typer(narratives_app, name="narratives")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(digest_app, name="digest")
+app.add_typer(feedback_app, name="feedback")
 app.command()(match)
 app.command()(reembed)
 app.command()(matches)
 app.command("eval")(eval_command)
 app.command()(worker)
 app.command("status")(status)
+app.command()(calibrate)
 
 DIGEST_RETRY = 300.0  # seconds between retries of a digest that is due but not sent
 
