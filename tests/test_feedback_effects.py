@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from alerts.digest import render_digest
 from alerts.digest_build import build_digest, period_of
 from alerts.outbox_rules import copy_entries
 from alerts.slack import BotSender
@@ -125,3 +126,28 @@ def test_a_muted_narrative_stays_out_of_slack_but_reaches_the_digest(
     world.publish("daily", "d3", BIOLABS.title + " Report 3.", "A third outlet quoted a minister.")
     world.cycle()
     assert len(top_level(slack)) == 1
+
+
+def test_the_digest_counts_the_weeks_labels_and_measures_precision(
+    engine: Engine, tmp_path: Path, slack: SlackServer
+) -> None:
+    world = World(engine, tmp_path, slack)
+    for n in range(3):
+        world.publish("wire", f"w{n}", f"{BIOLABS.title} Report {n}.", f"Outlet {n} quoted a minister.")
+    world.cycle()
+    first, second, third = (i.id for i in world.outbox.items(AlertKind.ALERT))
+    world.feedback.record_label(first, "confirm", "U1")
+    world.feedback.record_label(second, "confirm", "U1")
+    world.feedback.record_label(third, "false_alarm", "U2")
+    world.feedback.record_label(second, "confirm", "U1")  # a double click counts once
+    digest = build_digest(DigestStore(engine), period_of(datetime.now(UTC).date(), "UTC"))
+    (line,) = digest.narratives
+    assert (line.confirmed_week, line.false_alarms_week, digest.precision_week) == (2, 1, 2 / 3)
+    message = render_digest(digest, subject="Digest", sender="monitor@example.org", recipients=[])
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None and html is not None
+    words = " ".join(text.get_content().split())  # the text part is wrapped at 80 columns
+    assert "Labelled this week: 2 confirmed, 1 false alarm" in words
+    assert "over the last 7 days: 67% (2 of 3 labelled alerts confirmed)" in words
+    assert "Labelled this week: 2 confirmed, 1 false alarm" in html.get_content()
