@@ -131,6 +131,7 @@ class _NarrativeView:
     new: bool
     changes: tuple[_Change, _Change]
     top: tuple[_ArticleView, ...]
+    labels: str  # analysts' labels this week, "" when none
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,24 @@ def _narrative(n: DigestNarrative, zone: tzinfo, one_day: bool) -> _NarrativeVie
         changes=(_change(n.articles, n.previous_day, "vs previous day", 0),
                  _change(n.articles, n.week_average, "vs 7-day average", 1)),
         top=tuple(_article(a, zone, one_day) for a in n.top),
+        labels=_labels(n.confirmed_week, n.false_alarms_week),
     )
+
+
+def _labels(confirmed: int, false_alarms: int) -> str:
+    if not confirmed and not false_alarms:
+        return ""
+    return f"Labelled this week: {confirmed} confirmed, {_plural(false_alarms, 'false alarm')}"
+
+
+def _precision(digest: Digest) -> str:
+    """The channel's measured precision: how many of the week's labelled alerts were right."""
+    precision = digest.precision_week
+    if precision is None:
+        return "No alert was labelled in the last 7 days: the channel's precision is not measured."
+    labelled = digest.confirmed_week + digest.false_alarms_week
+    return (f"Alert precision measured by analysts over the last 7 days: {precision:.0%} "
+            f"({digest.confirmed_week} of {_plural(labelled, 'labelled alert')} confirmed).")
 
 
 def _feed(f: FailingFeed, zone: tzinfo) -> _FeedView:
@@ -214,6 +232,7 @@ def _context(digest: Digest, cid: str, png: bytes) -> dict[str, Any]:
         "period": _period(start, end),
         "zone": zone_name,
         "summary": summary,
+        "precision": _precision(digest),
         "nothing": f"Nothing matched between {_moment(start)} and {_moment(end)} ({zone_name}).",
         "narratives": views,
         "first_seen": [view.link for view in views if view.new],

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from alerts.text import one_line
-from monitor.types import Digest, DigestArticle, DigestNarrative, FailingFeed, MatchedArticle, Tier
+from monitor.types import (
+    Digest,
+    DigestArticle,
+    DigestNarrative,
+    FailingFeed,
+    LabelTally,
+    MatchedArticle,
+    Tier,
+)
 
 CHART_DAYS = 7
 
@@ -45,6 +53,10 @@ class DigestSource(Protocol):
         """Feeds whose last poll failed, most errors first."""
         ...
 
+    def label_tallies(self, start: datetime, end: datetime) -> list[LabelTally]:
+        """Analysts' current labels given in [start, end), per narrative."""
+        ...
+
 
 def period_of(day: date, timezone: str) -> Period:
     """The local calendar day `day` in `timezone`, with the chart's days ending with it."""
@@ -70,14 +82,24 @@ def build_digest(source: DigestSource, period: Period, top: int = 5) -> Digest:
     # NEW: never matched before the period, in the chart's week or any time before it.
     earlier = {s.narrative_id for s in seen if s.published < period.start}
     earlier |= source.matched_before(week_start, set(by_narrative) - earlier)
-    narratives = [_narrative(items, seen, period, nid not in earlier, top)
+    # Labels of the week ending with the period: a day holds too few to measure precision by.
+    tallies = {t.narrative_id: t for t in source.label_tallies(period.end - timedelta(days=CHART_DAYS),
+                                                                 period.end)}
+    narratives = [_with_labels(_narrative(items, seen, period, nid not in earlier, top), tallies.get(nid))
                   for nid, items in by_narrative.items()]
     narratives.sort(key=lambda n: (-n.articles, -n.alerts, n.title))
     return Digest(
         start=period.start, end=period.end, timezone=period.timezone, narratives=tuple(narratives),
         failing_feeds=source.failing_feeds(), days=tuple(day for day, _s, _e in period.days),
-        daily=_daily(seen, period),
+        daily=_daily(seen, period), confirmed_week=sum(t.confirmed for t in tallies.values()),
+        false_alarms_week=sum(t.false_alarms for t in tallies.values()),
     )
+
+
+def _with_labels(narrative: DigestNarrative, tally: LabelTally | None) -> DigestNarrative:
+    if tally is None:
+        return narrative
+    return replace(narrative, confirmed_week=tally.confirmed, false_alarms_week=tally.false_alarms)
 
 
 def _narrative(

@@ -48,10 +48,14 @@ def flood_rules(flood: FloodRule) -> OutboxRules:
 def outbox_entries(
     intents: Sequence[AlertIntent], facts: OutboxFacts, now: datetime, flood: FloodRule = DEFAULT_FLOOD
 ) -> list[OutboxEntry]:
-    """The writes for the intents of new matches; intents whose key is stored already are dropped."""
+    """The writes for the intents of new matches; intents whose key is stored already are dropped.
+
+    So are intents analysts asked to hold back: every one of a muted narrative, and an alert
+    on an article labelled a false alarm for that narrative.
+    """
     planned: dict[str, OutboxEntry] = {}
     for intent in intents:
-        if intent.key in planned or facts.exists(intent.key):
+        if intent.key in planned or facts.exists(intent.key) or _held_back(intent, facts, now):
             continue
         if intent.kind is not AlertKind.ALERT:
             planned[intent.key] = _entry(intent, AlertStatus.PENDING, now)
@@ -75,8 +79,17 @@ def copy_entries(copy: StoredCopy, facts: OutboxFacts, now: datetime) -> list[Ou
         AlertIntent(AlertKind.REPLY, alert.channel, copy.article_id, alert.narrative_id or "",
                     parent_key=alert.key, feed_id=copy.feed_id)
         for alert in facts.alerts_of(copy.original_id, now - SYNDICATION_WINDOW)
+        # A copy of a false alarm is one too: no "also published by" under it.
+        if not facts.false_alarmed(copy.original_id, alert.narrative_id or "")
     ]
     return outbox_entries(intents, facts, now)
+
+
+def _held_back(intent: AlertIntent, facts: OutboxFacts, now: datetime) -> bool:
+    """Analysts' feedback keeps this intent out of Slack (the match is still stored and digested)."""
+    if facts.muted(intent.narrative_id, now):
+        return True
+    return intent.kind is AlertKind.ALERT and facts.false_alarmed(intent.article_id, intent.narrative_id)
 
 
 def _known_copies(alert: AlertIntent, facts: OutboxFacts) -> list[AlertIntent]:

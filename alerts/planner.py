@@ -26,6 +26,10 @@ class AlertHistory(Protocol):
         """The narrative's alerts created at or after `since`, with their first-passage vectors."""
         ...
 
+    def false_alarm_heads(self, narrative_id: str, model_id: str) -> list[AlertHead]:
+        """The narrative's alerts labelled false alarms now, with their first-passage vectors."""
+        ...
+
 
 @dataclass(frozen=True)
 class Route:
@@ -68,12 +72,13 @@ class AlertPlanner:
     clock: Clock = utc_now
     story_window: timedelta = SYNDICATION_WINDOW  # alerts this recent are the same story's
     _heads: dict[str, list[AlertHead]] = field(default_factory=dict)
+    _false: dict[str, list[AlertHead]] = field(default_factory=dict)
 
     def plan(
         self, matches: Sequence[Match], leads: Mapping[int, NDArray[np.float32]]
     ) -> dict[tuple[int, str], list[AlertIntent]]:
         """Intents per (article, narrative); `leads` holds each article's first-passage vector."""
-        self._heads = {}
+        self._heads, self._false = {}, {}
         feeds = self.feeds()
         origins = self.history.origins(sorted({m.article_id for m in matches}))
         oldest = self.clock() - self.max_age
@@ -89,6 +94,8 @@ class AlertPlanner:
         self, match: Match, feed: Feed | None, leads: Mapping[int, NDArray[np.float32]]
     ) -> list[AlertIntent]:
         lead = leads[match.article_id]
+        if self._like_a_false_alarm(match, lead):
+            return []
         heads = self._recent(match.narrative_id)
         same_story = [
             h for h in heads
@@ -105,6 +112,14 @@ class AlertPlanner:
         # Later articles of this batch compare against these alerts too, not only stored ones.
         heads += [AlertHead(i.key, i.channel, match.article_id, lead) for i in intents]
         return intents
+
+    def _like_a_false_alarm(self, match: Match, lead: NDArray[np.float32]) -> bool:
+        """The article, or one with its lead (at any time), is a false alarm for this narrative."""
+        narrative = match.narrative_id
+        if narrative not in self._false:
+            self._false[narrative] = self.history.false_alarm_heads(narrative, self.model_id)
+        return any(h.article_id == match.article_id or float(h.vector @ lead) >= self.near_duplicate
+                   for h in self._false[narrative])
 
     def _recent(self, narrative_id: str) -> list[AlertHead]:
         if narrative_id not in self._heads:

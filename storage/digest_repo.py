@@ -5,11 +5,20 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import sessionmaker
 
-from monitor.types import Clock, DigestStatus, FailingFeed, MatchedArticle, Tier, utc_now
-from storage.tables import ArticleRow, DigestRow, FeedRow, MatchRow, NarrativeRow
+from monitor.types import (
+    Clock,
+    DigestStatus,
+    FailingFeed,
+    Label,
+    LabelTally,
+    MatchedArticle,
+    Tier,
+    utc_now,
+)
+from storage.tables import ArticleRow, DigestRow, FeedbackLabelRow, FeedRow, MatchRow, NarrativeRow
 
 
 class DigestStore:
@@ -50,6 +59,21 @@ class DigestStore:
         )
         with self._sessions() as session:
             return set(session.scalars(query))
+
+    def label_tallies(self, start: datetime, end: datetime) -> list[LabelTally]:
+        """Current labels given in [start, end), counted per narrative."""
+        query = (
+            select(FeedbackLabelRow.narrative_id, FeedbackLabelRow.label, func.count())
+            .where(FeedbackLabelRow.ended_at.is_(None), FeedbackLabelRow.at >= start,
+                   FeedbackLabelRow.at < end)
+            .group_by(FeedbackLabelRow.narrative_id, FeedbackLabelRow.label)
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with self._sessions() as session:
+            for narrative_id, label, count in session.execute(query):
+                counts.setdefault(narrative_id, {})[label] = int(count)
+        return [LabelTally(nid, c.get(Label.CONFIRMED.value, 0), c.get(Label.FALSE_ALARM.value, 0))
+                for nid, c in sorted(counts.items())]
 
     def failing_feeds(self) -> tuple[FailingFeed, ...]:
         """Feeds whose last poll failed, most errors first."""

@@ -8,7 +8,7 @@ so a double click racing itself stores one label.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import TypeVar
 
@@ -24,6 +24,7 @@ from monitor.types import (
     Label,
     LabelChange,
     LabelEnd,
+    LabelledScore,
     LabelRecord,
     LabelSource,
     LearnedExample,
@@ -32,6 +33,8 @@ from monitor.types import (
 )
 from storage.tables import (
     AlertRow,
+    ArticleRow,
+    CalibrationRow,
     FeedbackLabelRow,
     LearnedExampleRow,
     MatchRow,
@@ -41,6 +44,7 @@ from storage.tables import (
 )
 
 T = TypeVar("T")
+ALERT_THRESHOLD = "alert_threshold"  # the calibration row that overrides [matching] alert_threshold
 _ATTEMPTS = 3  # a racing click that lost the unique index is replayed on the winner's state
 
 
@@ -153,6 +157,52 @@ class FeedbackStore:
             except IntegrityError:
                 continue  # another click on the same alert committed first: replay on its state
         raise StorageError("kept conflicting with concurrent labels", operation=operation)
+
+    def labelled_scores(self) -> list[LabelledScore]:
+        """Each current label with its match's score: what calibration works from."""
+        query = (
+            select(FeedbackLabelRow.narrative_id, MatchRow.score, FeedbackLabelRow.label)
+            .join(MatchRow, (MatchRow.article_id == FeedbackLabelRow.article_id)
+                  & (MatchRow.narrative_id == FeedbackLabelRow.narrative_id))
+            .where(FeedbackLabelRow.ended_at.is_(None))
+            .order_by(FeedbackLabelRow.id)
+        )
+        with self._sessions() as session:
+            return [LabelledScore(narrative_id, score, label == Label.CONFIRMED.value)
+                    for narrative_id, score, label in session.execute(query)]
+
+    def article_texts(self, article_ids: Collection[int]) -> dict[int, tuple[str, str]]:
+        """Title and text of each article (for `feedback export`)."""
+        query = select(ArticleRow.id, ArticleRow.title, ArticleRow.text).where(ArticleRow.id.in_(article_ids))
+        with self._sessions() as session:
+            return {article_id: (title, body) for article_id, title, body in session.execute(query)}
+
+    # Calibration
+
+    def calibrated_alert_threshold(self) -> float | None:
+        """The global alert threshold `monitor calibrate --apply` stored, if any."""
+        with self._sessions() as session:
+            row = session.get(CalibrationRow, ALERT_THRESHOLD)
+            return row.value if row else None
+
+    def store_calibration(self, alert_threshold: float | None, labels: int,
+                          narratives: Mapping[str, float]) -> None:
+        """Store a global alert threshold (None: leave it) and narratives' own, in one transaction."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            if alert_threshold is not None:
+                row = session.get(CalibrationRow, ALERT_THRESHOLD) or CalibrationRow(name=ALERT_THRESHOLD)
+                row.value, row.labels, row.updated_at = alert_threshold, labels, now
+                session.add(row)
+            for narrative_id, threshold in sorted(narratives.items()):
+                session.execute(update(NarrativeRow).where(NarrativeRow.id == narrative_id)
+                                .values(threshold=threshold, updated_at=now))
+
+    def clear_calibrated_alert_threshold(self) -> bool:
+        """Go back to `[matching] alert_threshold`; False when none was stored."""
+        with self._sessions.begin() as session:
+            statement = delete(CalibrationRow).where(CalibrationRow.name == ALERT_THRESHOLD)
+            return session.connection().execute(statement).rowcount > 0
 
     # Mutes
 

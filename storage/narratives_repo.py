@@ -23,7 +23,14 @@ from monitor.errors import NotFoundError, StorageError
 from monitor.types import AlertIntent, ArticleText, Clock, Match, Narrative, OutboxRules, Tier, utc_now
 from storage.db import reader
 from storage.outbox_write import SessionFacts, write_entries
-from storage.tables import ArticlePassageRow, ArticleRow, MatchRow, NarrativeRow, NarrativeVectorRow
+from storage.tables import (
+    ArticlePassageRow,
+    ArticleRow,
+    LearnedExampleRow,
+    MatchRow,
+    NarrativeRow,
+    NarrativeVectorRow,
+)
 from storage.vectors import Keys, Vectors, checked_vectors, fill, replace_vectors, upsert
 
 Passages = Mapping[int, tuple[Sequence[str], NDArray[Any]]]  # article id -> (texts, vectors)
@@ -107,6 +114,14 @@ class MatchStore:
                                     hint="upsert it first")
             key = {"narrative_id": narrative_id, "model_id": model_id}
             replace_vectors(session, _NARRATIVE_VECTORS, key, "row", texts, array)
+
+    def learned_texts(self, narrative_id: str) -> list[str]:
+        """The narrative's learned examples in use (confirmed evidence), oldest first: embedded too."""
+        query = select(LearnedExampleRow.text).where(
+            LearnedExampleRow.narrative_id == narrative_id, LearnedExampleRow.removed_at.is_(None)
+        ).order_by(LearnedExampleRow.id)
+        with self._sessions() as session:
+            return list(session.scalars(query))
 
     def load_narrative_vectors(self, model_id: str, enabled_only: bool = True) -> tuple[list[str], Vectors]:
         """The narrative id of each row, and all rows as one (rows x dimension) float32 matrix.

@@ -22,13 +22,22 @@ from monitor.types import (
     AlertStatus,
     ArticleOrigin,
     Clock,
+    Label,
     OutboxEntry,
     OutboxItem,
     OutboxRules,
     utc_now,
 )
 from storage.outbox_write import SessionFacts, new_row, write_entries
-from storage.tables import AlertRow, ArticlePassageRow, ArticleRow, FeedRow, MatchRow, NarrativeRow
+from storage.tables import (
+    AlertRow,
+    ArticlePassageRow,
+    ArticleRow,
+    FeedbackLabelRow,
+    FeedRow,
+    MatchRow,
+    NarrativeRow,
+)
 from storage.vectors import decode
 
 _DELIVERABLE = (AlertStatus.PENDING.value, AlertStatus.SENDING.value)
@@ -192,6 +201,47 @@ class Outbox:
         with self.engine.connect() as connection:
             return [AlertHead(k, c, a or 0, decode(v))
                     for k, c, a, v in connection.execute(query)]
+
+    def false_alarm_heads(self, narrative_id: str, model_id: str) -> list[AlertHead]:
+        """The narrative's alerts labelled false alarms now, with their article's first passage."""
+        query = (
+            select(AlertRow.key, AlertRow.channel, AlertRow.article_id, ArticlePassageRow.vector)
+            .join(FeedbackLabelRow, FeedbackLabelRow.alert_id == AlertRow.id)
+            .join(ArticlePassageRow, ArticlePassageRow.article_id == AlertRow.article_id)
+            .where(FeedbackLabelRow.narrative_id == narrative_id, FeedbackLabelRow.ended_at.is_(None),
+                   FeedbackLabelRow.label == Label.FALSE_ALARM.value, ArticlePassageRow.model_id == model_id,
+                   ArticlePassageRow.idx == 0)
+        )
+        with self.engine.connect() as connection:
+            return [AlertHead(k, c, a or 0, decode(v)) for k, c, a, v in connection.execute(query)]
+
+    def pending_of(self, narrative_id: str) -> list[OutboxItem]:
+        """The narrative's alerts and replies not delivered yet, oldest first."""
+        query = select(AlertRow).where(
+            AlertRow.narrative_id == narrative_id, AlertRow.status == AlertStatus.PENDING.value,
+            AlertRow.kind.in_([AlertKind.ALERT.value, AlertKind.REPLY.value]),
+        ).order_by(AlertRow.id)
+        with self._sessions() as session:
+            return [_item(row) for row in session.scalars(query)]
+
+    def alert_ids(self, article_id: int, narrative_id: str) -> list[int]:
+        """Every alert (any channel, any status) about the article on the narrative."""
+        query = select(AlertRow.id).where(AlertRow.article_id == article_id,
+                                          AlertRow.narrative_id == narrative_id,
+                                          AlertRow.kind == AlertKind.ALERT.value)
+        with self._sessions() as session:
+            return list(session.scalars(query.order_by(AlertRow.id)))
+
+    def suppress(self, item_ids: Sequence[int]) -> int:
+        """Mark these items suppressed if still pending (a deliverer's claim wins); how many were."""
+        if not item_ids:
+            return 0
+        with self.engine.begin() as connection:
+            return connection.execute(
+                update(AlertRow)
+                .where(AlertRow.id.in_(item_ids), AlertRow.status == AlertStatus.PENDING.value)
+                .values(status=AlertStatus.SUPPRESSED.value)
+            ).rowcount
 
     def settle(
         self, item_id: int, status: AlertStatus, *, ts: str | None = None, error: str | None = None,

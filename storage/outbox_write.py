@@ -13,8 +13,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor.types import AlertKind, AlertRef, AlertStatus, ArticleCopy, OutboxEntry
-from storage.tables import AlertRow, ArticleRow, ArticleSourceRow
+from monitor.types import AlertKind, AlertRef, AlertStatus, ArticleCopy, Label, OutboxEntry
+from storage.tables import AlertRow, ArticleRow, ArticleSourceRow, FeedbackLabelRow, NarrativeMuteRow
 
 
 class SessionFacts:
@@ -59,6 +59,18 @@ class SessionFacts:
             )
         )
         return [AlertRef(key, channel, narrative_id) for key, channel, narrative_id in rows]
+
+    def false_alarmed(self, article_id: int, narrative_id: str) -> bool:
+        query = select(FeedbackLabelRow.id).where(
+            FeedbackLabelRow.article_id == article_id, FeedbackLabelRow.narrative_id == narrative_id,
+            FeedbackLabelRow.label == Label.FALSE_ALARM.value, FeedbackLabelRow.ended_at.is_(None),
+        )
+        return self._session.scalar(query.limit(1)) is not None
+
+    def muted(self, narrative_id: str, now: datetime) -> bool:
+        query = select(NarrativeMuteRow.until).where(NarrativeMuteRow.narrative_id == narrative_id)
+        until = self._session.scalar(query)
+        return until is not None and until > now
 
 
 def write_entries(session: Session, entries: Sequence[OutboxEntry]) -> int:

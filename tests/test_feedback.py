@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +13,7 @@ from sqlalchemy import Engine, text
 
 from alerts.outbox_rules import copy_entries
 from monitor.config import Settings, load_settings
-from monitor.errors import LabelError, NotFoundError
+from monitor.errors import ConfigError, LabelError, NotFoundError
 from monitor.feedback.service import FeedbackService
 from monitor.ingest.dedup import content_hash, guid_hash
 from monitor.matching.stage import build_stage
@@ -130,3 +132,38 @@ def test_mute_and_unmute(engine: Engine, tmp_path: Path) -> None:
         service.mute_narrative(BIOLABS.id, datetime.now(UTC) - timedelta(hours=1), "U1")
     assert service.unmute_narrative(BIOLABS.id) is True
     assert service.unmute_narrative(BIOLABS.id) is False and service.mutes() == []
+
+
+def test_a_calibrated_alert_threshold_reaches_the_matching_stage(engine: Engine, tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    alerted(engine, settings)
+    store = FeedbackService.from_settings(settings, engine).store
+    stage = build_stage(settings, engine)
+    assert stage.scorer().thresholds.alert == 0.70
+    store.store_calibration(0.55, 12, {BIOLABS.id: 0.8})
+    assert (stage.scorer().thresholds.alert, stage.scorer().thresholds.watch) == (0.55, 0.55)
+    assert stage.store.narrative_thresholds() == {BIOLABS.id: 0.8}
+    assert store.clear_calibrated_alert_threshold() is True
+    assert stage.scorer().thresholds.alert == 0.70
+
+
+def test_clicks_racing_each_other_store_one_label(engine: Engine, tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    alert_id = alerted(engine, settings)
+    service = FeedbackService.from_settings(settings, engine)
+    start = threading.Barrier(6)
+
+    def click(user: str) -> bool:
+        start.wait()
+        return service.record_label(alert_id, "false_alarm", user, source="slack").changed
+
+    with ThreadPoolExecutor(6) as pool:
+        changed = list(pool.map(click, [f"U{n}" for n in range(6)]))
+    assert changed.count(True) == 1
+    (only,) = service.history(alert_id)
+    assert only.current and only.label is Label.FALSE_ALARM
+
+
+def test_learn_from_confirmed_is_validated(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"matching\.learn_from_confirmed"):
+        settings_for(tmp_path, 'learn_from_confirmed = "sometimes"')

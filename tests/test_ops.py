@@ -116,7 +116,8 @@ def test_metrics_report_what_the_database_holds(engine: Engine) -> None:
     assert found[("monitor_matches", (("tier", "alert"),))] == 2
     assert found[("monitor_matches", (("tier", "watch"),))] == 1
     alerts = {labels[0][1]: value for (name, labels), value in found.items() if name == "monitor_alerts"}
-    assert alerts == {"pending": 1, "sending": 0, "sent": 1, "failed": 1, "held": 0, "merged": 0}
+    assert alerts == {"pending": 1, "sending": 0, "sent": 1, "failed": 1, "held": 0, "merged": 0,
+                      "suppressed": 0}
     assert found[("monitor_digest_last_info", (("period", "2026-11-23"), ("status", "failed")))] == 1
     assert found[("monitor_digest_last_attempts", ())] == 1
     assert found[("monitor_digest_last_sent_timestamp_seconds", ())] == T0.timestamp()

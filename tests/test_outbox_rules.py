@@ -21,6 +21,8 @@ class Facts:
     copies: dict[int, list[ArticleCopy]] = field(default_factory=dict)
     alerts: dict[int, list[AlertRef]] = field(default_factory=dict)
     asked_since: list[datetime] = field(default_factory=list)
+    false_alarms: set[tuple[int, str]] = field(default_factory=set)
+    mutes: dict[str, datetime] = field(default_factory=dict)
 
     def exists(self, key: str) -> bool:
         return key in self.keys
@@ -39,6 +41,12 @@ class Facts:
     def alerts_of(self, article_id: int, since: datetime) -> list[AlertRef]:
         self.asked_since.append(since)
         return self.alerts.get(article_id, [])
+
+    def false_alarmed(self, article_id: int, narrative_id: str) -> bool:
+        return (article_id, narrative_id) in self.false_alarms
+
+    def muted(self, narrative_id: str, now: datetime) -> bool:
+        return narrative_id in self.mutes and self.mutes[narrative_id] > now
 
 
 def alert(article_id: int, channel: str = "C1") -> AlertIntent:
@@ -82,3 +90,20 @@ def test_a_copy_replies_to_each_recent_alert_unless_the_outlet_repeats_itself() 
     assert (reply.kind, reply.channel, reply.parent_key, reply.feed_id) == (
         AlertKind.REPLY, "C1", "alert:1:biolabs:C1", "daily")
     assert facts.asked_since == [NOW - SYNDICATION_WINDOW]
+
+
+def test_a_false_alarm_gets_no_alert_and_its_copies_no_reply() -> None:
+    facts = Facts(feeds={1: "wire"}, copies={1: [ArticleCopy(7, "daily")]}, false_alarms={(1, "biolabs")},
+                  alerts={1: [AlertRef("alert:1:biolabs:C1", "C1", "biolabs")]})
+    assert outbox_entries([alert(1)], facts, NOW) == []
+    assert copy_entries(StoredCopy(1, 5, "daily"), facts, NOW) == []
+    assert [e.article_id for e in outbox_entries([alert(2)], facts, NOW)] == [2]  # other articles alert
+
+
+def test_a_muted_narrative_gets_neither_alerts_nor_replies_until_the_mute_ends() -> None:
+    facts = Facts(feeds={1: "wire"}, mutes={"biolabs": NOW + timedelta(hours=1)},
+                  alerts={1: [AlertRef("alert:1:biolabs:C1", "C1", "biolabs")]})
+    assert outbox_entries([alert(2)], facts, NOW) == []
+    assert copy_entries(StoredCopy(1, 5, "daily"), facts, NOW) == []
+    ended = Facts(mutes={"biolabs": NOW})  # a mute is over at its `until`
+    assert [e.article_id for e in outbox_entries([alert(2)], ended, NOW)] == [2]

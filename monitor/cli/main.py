@@ -16,6 +16,7 @@ from rich.table import Table
 from monitor.cli.alerts import alerts_app, describe
 from monitor.cli.digest import digest_app
 from monitor.cli.evaluate import eval_command
+from monitor.cli.feedback import calibrate, feedback_app
 from monitor.cli.matching import match, matches, narratives_app, reembed
 from monitor.cli.serve import serve, slack_interactions
 from monitor.cli.shown import json_text, plain
@@ -43,6 +44,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(narratives_app, name="narratives")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(digest_app, name="digest")
+app.add_typer(feedback_app, name="feedback")
 app.command()(match)
 app.command()(reembed)
 app.command()(matches)
@@ -50,6 +52,7 @@ app.command("eval")(eval_command)
 app.command()(worker)
 app.command("status")(status)
 app.command()(serve)
+app.command()(calibrate)
 
 DIGEST_RETRY = 300.0  # seconds between retries of a digest that is due but not sent
 

@@ -79,12 +79,23 @@ def narratives_list(
 @narratives_app.command("show")
 def narratives_show(ctx: typer.Context, narrative_id: str) -> None:
     """One narrative in full."""
+    from storage.feedback_repo import FeedbackStore
+
     with _stage(ctx) as (_settings, stage):
         narrative = _existing(stage, narrative_id)
+        feedback = FeedbackStore(stage.store.engine)
+        learned, mutes = feedback.learned(narrative_id), feedback.mutes(datetime.now(UTC))
     for key, value in asdict(narrative).items():
         values = value if isinstance(value, tuple | list) else [value]
         shown = "\n  ".join(printable("" if v is None else str(v), newlines=True) for v in values)
         out.print(Text.assemble((key, "bold"), ": ", shown))
+    # Confirmed evidence kept as examples (monitor.feedback); `narratives forget ID N` removes one.
+    shown = "\n  ".join(printable(f"[{e.id}] {e.text} (alert {e.alert_id}, {e.added_by}, "
+                                  f"{e.added_at:%Y-%m-%d})", newlines=True) for e in learned)
+    out.print(Text.assemble(("learned", "bold"), ": ", shown))
+    for mute in (m for m in mutes if m.narrative_id == narrative_id):
+        out.print(Text.assemble(("muted", "bold"), ": ", printable(
+            f"until {mute.until.isoformat(timespec='minutes')} by {mute.by}")))
 
 
 @narratives_app.command("disable")

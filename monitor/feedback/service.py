@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from alerts.feedback_rules import held_by_false_alarm, held_by_mute
 from monitor.errors import LabelError, NotFoundError
 from monitor.types import (
     AlertTarget,
@@ -31,6 +32,7 @@ from monitor.types import (
     utc_now,
 )
 from storage.feedback_repo import FeedbackStore
+from storage.outbox import Outbox
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -89,9 +91,11 @@ class FeedbackService:
     """Records labels and mutes; build it with `FeedbackService.from_settings(settings, engine)`."""
 
     def __init__(
-        self, store: FeedbackStore, *, learn_from_confirmed: bool = True, clock: Clock = utc_now
+        self, store: FeedbackStore, *, learn_from_confirmed: bool = True, clock: Clock = utc_now,
+        outbox: Outbox | None = None,
     ) -> None:
         self.store = store
+        self.outbox = outbox if outbox is not None else Outbox(store.engine)
         self.learn_from_confirmed = learn_from_confirmed
         self._clock = clock
 
@@ -114,6 +118,10 @@ class FeedbackService:
         learn = self._learnable(target) if label is Label.CONFIRMED else None
         change = self.store.apply(target, label, user.strip(), at=at or self._clock(), source=origin,
                                   note=note or None, learn=learn)
+        if change.changed and label is Label.FALSE_ALARM:  # what was queued before the click
+            alert_ids = self.outbox.alert_ids(target.article_id, target.narrative_id)
+            pending = self.outbox.pending_of(target.narrative_id)
+            self.outbox.suppress(held_by_false_alarm(target.article_id, alert_ids, pending))
         return _outcome(target, change)
 
     def outcome(self, alert_id: int | str) -> LabelOutcome:
@@ -142,6 +150,7 @@ class FeedbackService:
         if not self.store.mute(narrative_id, end, by, now):
             raise NotFoundError("narrative", narrative_id, operation="mute narrative",
                                 hint="see `monitor narratives list`")
+        self.outbox.suppress(held_by_mute(self.outbox.pending_of(narrative_id)))
         return Mute(narrative_id, end, by, now)
 
     def unmute_narrative(self, narrative_id: str) -> bool:

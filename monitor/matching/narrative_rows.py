@@ -148,7 +148,8 @@ class NarrativeRow(BaseModel):
     tags: Terms = ()
     countries: Terms = ()
     url: Text = ""
-    threshold: Annotated[float | None, BeforeValidator(_threshold), Field(gt=0, le=1)] = None
+    # The bounds on the number alone: on the optional they would be applied to None (a JSON null).
+    threshold: Annotated[Annotated[float, Field(gt=0, le=1)] | None, BeforeValidator(_threshold)] = None
     enabled: Annotated[bool, BeforeValidator(_enabled)] = True
     disproof: Text = ""
 

@@ -31,6 +31,7 @@ from monitor.matching.scoring import (
 )
 from monitor.service.metrics import observe_match_run
 from monitor.types import Match, Narrative, utc_now
+from storage.feedback_repo import FeedbackStore
 from storage.narratives_repo import MatchStore
 from storage.outbox import Outbox
 
@@ -66,8 +67,11 @@ class MatchStage:
         planner: AlertPlanner | None = None,
         flood: FloodRule = DEFAULT_FLOOD,
         fusion: Fusion = DEFAULT_FUSION,
+        calibrated: Callable[[], float | None] | None = None,
     ) -> None:
         self.fusion = fusion
+        # The alert threshold `monitor calibrate --apply` stored over the configured one.
+        self._calibrated = calibrated
         self.planner = planner
         self.flood = flood
         self.store = store
@@ -83,7 +87,8 @@ class MatchStage:
 
     def scorer(self) -> Scorer:
         """The scorer over the current narratives, rebuilt when they change."""
-        version = self.store.narratives_version()
+        calibrated = self._calibrated() if self._calibrated is not None else None
+        version = (self.store.narratives_version(), calibrated)
         if self._scorer is None or version != self._version:
             self.embed_narratives()
             self._scorer = None  # the old index is garbage before the new one loads
@@ -95,7 +100,8 @@ class MatchStage:
                 passages, background = self.store.passage_sample(self.embedder.model_id, BACKGROUND_PASSAGES)
                 languages = detect_each(passages)
             self._scorer = make_scorer(
-                self.embedder, ids, texts, self._matrix(matrix), self.thresholds, overrides=thresholds,
+                self.embedder, ids, texts, self._matrix(matrix), _with_alert(self.thresholds, calibrated),
+                overrides=thresholds,
                 max_passages=self.max_passages, window_tokens=self.window_tokens, fusion=self.fusion,
                 background=background, background_languages=languages)
             self._version = version
@@ -111,7 +117,8 @@ class MatchStage:
             self.embedder.model_id
         )
         for narrative in todo:
-            texts = narrative_texts(narrative)
+            # Learned examples (confirmed evidence, monitor.feedback) are phrasings like the others.
+            texts = narrative_texts(narrative) + self.store.learned_texts(narrative.id)
             vectors = self.embedder.embed(texts, "passage")
             self.store.save_narrative_vectors(self.embedder.model_id, narrative.id, texts, vectors)
         return len(todo)
@@ -181,6 +188,13 @@ class MatchStage:
         return matrix
 
 
+def _with_alert(configured: Thresholds, alert: float | None) -> Thresholds:
+    """The configured thresholds with a calibrated alert threshold (watch never above it)."""
+    if alert is None:
+        return configured
+    return Thresholds(alert, min(configured.watch, alert))
+
+
 def _group(article_ids: Sequence[int]) -> dict[int, list[int]]:
     rows: dict[int, list[int]] = {}
     for row, article_id in enumerate(article_ids):
@@ -231,6 +245,7 @@ def build_stage(settings: Settings, engine: Engine) -> MatchStage:
         window_tokens=matching.passage_tokens, planner=planner,
         flood=FloodRule(alerts.flood_limit, timedelta(seconds=alerts.flood_window)),
         fusion=Fusion(matching.lexical_weight, matching.lexical_floor),
+        calibrated=FeedbackStore(engine).calibrated_alert_threshold,
     )
 
 

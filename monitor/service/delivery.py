@@ -146,7 +146,8 @@ class Deliverer:
 
     def _reply(self, item: OutboxItem) -> Built | None:
         parent = self.outbox.item(item.parent_id) if item.parent_id is not None else None
-        if parent is None or parent.status in (AlertStatus.FAILED, AlertStatus.MERGED) or (
+        gone = (AlertStatus.FAILED, AlertStatus.MERGED, AlertStatus.SUPPRESSED)
+        if parent is None or parent.status in gone or (
             not self.sender.supports_threads and parent.status is AlertStatus.SENT
         ):
             self.outbox.settle(item.id, AlertStatus.MERGED, error="no message to reply to")

@@ -29,6 +29,7 @@ class AlertStatus(StrEnum):
     FAILED = "failed"  # Slack refused it for good (bad channel, bad token ...)
     HELD = "held"  # over the flood limit: listed in a summary instead
     MERGED = "merged"  # a reply folded into its parent (webhooks cannot thread)
+    SUPPRESSED = "suppressed"  # held back by analysts: a false alarm, or its narrative muted
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,14 @@ class OutboxFacts(Protocol):
 
     def alerts_of(self, article_id: int, since: datetime) -> list[AlertRef]:
         """Alerts (not replies or summaries) about the article created at or after `since`."""
+        ...
+
+    def false_alarmed(self, article_id: int, narrative_id: str) -> bool:
+        """Whether an alert about the article on the narrative is labelled a false alarm now."""
+        ...
+
+    def muted(self, narrative_id: str, now: datetime) -> bool:
+        """Whether the narrative is muted at `now`."""
         ...
 
 

@@ -37,6 +37,9 @@ class DigestNarrative:
     week_average: float  # mean articles per day over the 7 days before the period
     first_seen: bool  # never matched before this period
     top: tuple[DigestArticle, ...]  # best scores first
+    # Analysts' labels given in the 7 days ending with the period (current labels only).
+    confirmed_week: int = 0
+    false_alarms_week: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,15 @@ class Digest:
     failing_feeds: tuple[FailingFeed, ...]
     days: tuple[str, ...]  # the chart's 7 days, "YYYY-MM-DD", oldest first, ending with the period
     daily: Mapping[str, tuple[int, ...]]  # narrative title -> articles matched on each of `days`
+    # The channel's labels in the 7 days ending with the period: its measured precision.
+    confirmed_week: int = 0
+    false_alarms_week: int = 0
+
+    @property
+    def precision_week(self) -> float | None:
+        """Confirmed among labelled alerts this week (None when nothing was labelled)."""
+        labelled = self.confirmed_week + self.false_alarms_week
+        return self.confirmed_week / labelled if labelled else None
 
 
 @dataclass(frozen=True)
