@@ -289,9 +289,11 @@ def _fetch(url: str) -> tuple[int, str] | None:
 
 def test_run_serves_healthz_and_metrics(tmp_path: Path, feed_server: FeedServer) -> None:
     feed_server.route("/wire", Response(200, rss("one", "two"), {"Content-Type": RSS}))
-    port = _free_port()
-    config = _config(tmp_path, f'\n[feeds.wire]\nurl = "{feed_server.url("/wire")}"\n', port)
+    port, web_port = _free_port(), _free_port()
+    body = f'\n[web]\nport = {web_port}\n\n[feeds.wire]\nurl = "{feed_server.url("/wire")}"\n'
+    config = _config(tmp_path, body, port)
     env = {**os.environ, "MONITOR_DATABASE_URL": f"sqlite:///{tmp_path}/run.db", "COLUMNS": "200"}
+    env.pop("SLACK_SIGNING_SECRET", None)
     process = subprocess.Popen([sys.executable, "-m", "monitor.cli.main", "--config", str(config), "run"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -312,10 +314,16 @@ def test_run_serves_healthz_and_metrics(tmp_path: Path, feed_server: FeedServer)
         assert found[("monitor_embed_seconds_count", ())] >= 1
         status = _status_json(config, env)
         assert status["articles_stored"] == 2
+        click = urllib.request.Request(f"http://127.0.0.1:{web_port}/slack/interactions",
+                                       data=b"payload=%7B%7D", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:  # run takes Slack's clicks too, not unsigned
+            urllib.request.urlopen(click, timeout=5)
+        assert refused.value.code == 503
         assert status["monitor_run"]["health"]["status"] == "ok"
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert f"serving /metrics and /healthz url=http://127.0.0.1:{port}/" in stderr
+    assert "SLACK_SIGNING_SECRET is not set" in stderr
     assert _fetch(f"{base}/healthz") is None  # stopped with the monitor, port released
