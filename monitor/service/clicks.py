@@ -40,7 +40,7 @@ class Access:
     group: str | None = None
     members: Callable[[str], frozenset[str]] | None = None  # usergroups.users.list
     ttl: float = GROUP_TTL
-    _cache: tuple[float, frozenset[str]] | None = field(default=None, repr=False)
+    _cache: tuple[float, frozenset[str]] | None = field(default=None, init=False, repr=False)
 
     def allows(self, user_id: str) -> bool:
         if not self.users and not self.group:
