@@ -26,6 +26,6 @@ def held_by_false_alarm(
 
 
 def held_by_mute(pending: Sequence[OutboxItem]) -> list[int]:
-    """Every pending alert and reply of a muted narrative: it stops interrupting at once."""
+    """Every pending message of a muted narrative, flood summaries too: it stops interrupting at once."""
     return [item.id for item in pending if item.status is AlertStatus.PENDING
-            and item.kind in (AlertKind.ALERT, AlertKind.REPLY)]
+            and item.kind in (AlertKind.ALERT, AlertKind.REPLY, AlertKind.SUMMARY)]

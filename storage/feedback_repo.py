@@ -82,7 +82,7 @@ class FeedbackStore:
         example of the narrative with a new label; the example of an ended label is removed.
         """
         def attempt(session: Session) -> LabelChange:
-            current = self._current(session, target.alert_id)
+            current = self._current(session, target.alert_id, lock=True)
             if (current.label if current else None) == (label.value if label else None):
                 record = _record(current) if current else None
                 return LabelChange(record, record, changed=False)
@@ -135,10 +135,11 @@ class FeedbackStore:
             return [_record(row) for row in session.scalars(query.order_by(FeedbackLabelRow.at,
                                                                            FeedbackLabelRow.id))]
 
-    def _current(self, session: Session, alert_id: int) -> FeedbackLabelRow | None:
+    def _current(self, session: Session, alert_id: int, *, lock: bool = False) -> FeedbackLabelRow | None:
         query = select(FeedbackLabelRow).where(FeedbackLabelRow.alert_id == alert_id,
-                                               FeedbackLabelRow.ended_at.is_(None)).with_for_update()
-        return session.scalars(query).first()
+                                               FeedbackLabelRow.ended_at.is_(None))
+        # Locked when it is about to change: a click racing a change of mind waits for it.
+        return session.scalars(query.with_for_update() if lock else query).first()
 
     def _unlearn(self, session: Session, label_id: int, at: datetime, narrative_id: str) -> None:
         removed = session.connection().execute(

@@ -216,10 +216,9 @@ class Outbox:
             return [AlertHead(k, c, a or 0, decode(v)) for k, c, a, v in connection.execute(query)]
 
     def pending_of(self, narrative_id: str) -> list[OutboxItem]:
-        """The narrative's alerts and replies not delivered yet, oldest first."""
+        """The narrative's messages (alerts, replies, flood summaries) not delivered yet, oldest first."""
         query = select(AlertRow).where(
             AlertRow.narrative_id == narrative_id, AlertRow.status == AlertStatus.PENDING.value,
-            AlertRow.kind.in_([AlertKind.ALERT.value, AlertKind.REPLY.value]),
         ).order_by(AlertRow.id)
         with self._sessions() as session:
             return [_item(row) for row in session.scalars(query)]

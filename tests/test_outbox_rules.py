@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from alerts.feedback_rules import held_by_false_alarm, held_by_mute
 from alerts.outbox_rules import COUNTED, SYNDICATION_WINDOW, FloodRule, copy_entries, outbox_entries
-from monitor.types import AlertIntent, AlertKind, AlertRef, AlertStatus, ArticleCopy, StoredCopy
+from monitor.types import AlertIntent, AlertKind, AlertRef, AlertStatus, ArticleCopy, OutboxItem, StoredCopy
 
 NOW = datetime(2026, 11, 24, 10, 20, tzinfo=UTC)
 
@@ -107,3 +108,17 @@ def test_a_muted_narrative_gets_neither_alerts_nor_replies_until_the_mute_ends()
     assert copy_entries(StoredCopy(1, 5, "daily"), facts, NOW) == []
     ended = Facts(mutes={"biolabs": NOW})  # a mute is over at its `until`
     assert [e.article_id for e in outbox_entries([alert(2)], ended, NOW)] == [2]
+
+
+def queued(item_id: int, kind: AlertKind, article_id: int | None, parent_id: int | None = None) -> OutboxItem:
+    return OutboxItem(item_id, f"k{item_id}", kind, "C1", AlertStatus.PENDING, 0, article_id, "biolabs",
+                      parent_id, None, NOW)
+
+
+def test_what_a_label_or_a_mute_stops_among_queued_messages() -> None:
+    pending = [queued(2, AlertKind.ALERT, 1), queued(3, AlertKind.REPLY, 7, parent_id=1),
+               queued(4, AlertKind.ALERT, 8), queued(5, AlertKind.REPLY, 9, parent_id=4),
+               queued(6, AlertKind.SUMMARY, None)]
+    # Alert 1 (article 1, channel C0) was a false alarm; alert 2 is its copy on another channel.
+    assert held_by_false_alarm(1, [1, 2], pending) == [2, 3]
+    assert held_by_mute(pending) == [2, 3, 4, 5, 6]
