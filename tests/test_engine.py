@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -64,8 +63,11 @@ api_url = "{api_url}"
 
 @pytest.fixture
 def broker_url() -> Iterator[str]:
-    """A Redis database of its own, flushed before and after the test."""
-    url = f"{REDIS_URL}/{random.randint(1, 15)}"
+    """A Redis database of its own, flushed before and after the test.
+
+    Each pytest-xdist worker (gw0, gw1, ...) takes its own database, so parallel runs never share one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    url = f"{REDIS_URL}/{1 + int(worker.removeprefix('gw')) % 15}"
     client = redis.Redis.from_url(url)
     try:
         client.ping()
