@@ -79,6 +79,12 @@ def copy_entries(copy: StoredCopy, facts: OutboxFacts, now: datetime) -> list[Ou
     return outbox_entries(intents, facts, now)
 
 
+def story_entries(story_ids: Sequence[int], channel: str, now: datetime) -> list[OutboxEntry]:
+    """One post per story that became emerging; its key makes it once per story and channel, ever."""
+    return [OutboxEntry(f"story:{story_id}:{channel}", AlertKind.STORY, channel, AlertStatus.PENDING,
+                        due=now, created_at=now, story_id=story_id) for story_id in story_ids]
+
+
 def _known_copies(alert: AlertIntent, facts: OutboxFacts) -> list[AlertIntent]:
     """Copies stored before the story was matched, from other outlets: replies straight away."""
     own = facts.feed_of(alert.article_id)

@@ -195,5 +195,5 @@ def _item(row: AlertRow) -> OutboxItem:
         id=row.id, key=row.key, kind=AlertKind(row.kind), channel=row.channel,
         status=AlertStatus(row.status), attempts=row.attempts, article_id=row.article_id,
         narrative_id=row.narrative_id, parent_id=row.parent_id, feed_id=row.feed_id,
-        created_at=row.created_at, ts=row.ts,
+        created_at=row.created_at, ts=row.ts, story_id=row.story_id,
     )

@@ -21,6 +21,7 @@ from monitor.cli.evaluate import eval_command
 from monitor.cli.matching import match, matches, narratives_app, reembed
 from monitor.cli.shown import json_text, plain
 from monitor.cli.status import ops_server, status
+from monitor.cli.stories import promote, stories_app
 from monitor.cli.support import Context, database, err, log, out, settings_of, shown_url
 from monitor.cli.worker import dispatcher, worker
 from monitor.errors import ConfigError, MonitorError
@@ -44,6 +45,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(narratives_app, name="narratives")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(digest_app, name="digest")
+app.add_typer(stories_app, name="stories")
+narratives_app.command("promote")(promote)
 app.command()(match)
 app.command()(reembed)
 app.command()(matches)

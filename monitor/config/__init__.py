@@ -24,6 +24,7 @@ from monitor.config.sections import (
     RouteSection,
     SlackSection,
     SmtpSection,
+    StoriesSection,
     StorageSection,
 )
 from monitor.config.settings import (
@@ -41,6 +42,6 @@ __all__ = [
     "CONFIG_ENV", "DATABASE_ENV", "DEFAULT_ALERT_THRESHOLD", "DEFAULT_CONFIG", "DEFAULT_WATCH_THRESHOLD",
     "MIN_INTERVAL", "AlertsSection", "ConfigFile", "DigestSection", "Duration", "EngineSection",
     "FeedSection", "MatchingSection", "MonitorSection", "RouteSection", "Settings", "Size",
-    "SlackSection", "SmtpSection", "StorageSection", "config_path", "load_settings", "parse_config",
+    "SlackSection", "SmtpSection", "StoriesSection", "StorageSection", "config_path", "load_settings", "parse_config",
     "parse_duration", "parse_size",
 ]

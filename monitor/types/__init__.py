@@ -54,6 +54,15 @@ from monitor.types.matching import (
     Scored,
     Tier,
 )
+from monitor.types.stories import (
+    MemberMatch,
+    StoredStory,
+    Story,
+    StoryFacts,
+    StoryPlan,
+    StoryState,
+    WindowArticle,
+)
 
 __all__ = [
     "AlertContent",
@@ -81,6 +90,7 @@ __all__ = [
     "FetchResult",
     "Match",
     "MatchedArticle",
+    "MemberMatch",
     "Narrative",
     "OpsFigures",
     "OutboxEntry",
@@ -93,6 +103,12 @@ __all__ = [
     "StoreOutcome",
     "StoredArticle",
     "StoredCopy",
+    "StoredStory",
+    "Story",
+    "StoryFacts",
+    "StoryPlan",
+    "StoryState",
     "Tier",
+    "WindowArticle",
     "utc_now",
 ]
