@@ -14,7 +14,16 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from alerts.text import one_line
-from monitor.types import Digest, DigestArticle, DigestNarrative, FailingFeed, MatchedArticle, Tier
+from monitor.types import (
+    Digest,
+    DigestArticle,
+    DigestNarrative,
+    DigestStory,
+    FailingFeed,
+    MatchedArticle,
+    Story,
+    Tier,
+)
 
 CHART_DAYS = 7
 
@@ -43,6 +52,10 @@ class DigestSource(Protocol):
 
     def failing_feeds(self) -> tuple[FailingFeed, ...]:
         """Feeds whose last poll failed, most errors first."""
+        ...
+
+    def emerged_stories(self, start: datetime, end: datetime) -> list[Story]:
+        """Stories that became emerging before `end` and were told on or after `start`."""
         ...
 
 
@@ -77,7 +90,14 @@ def build_digest(source: DigestSource, period: Period, top: int = 5) -> Digest:
         start=period.start, end=period.end, timezone=period.timezone, narratives=tuple(narratives),
         failing_feeds=source.failing_feeds(), days=tuple(day for day, _s, _e in period.days),
         daily=_daily(seen, period),
+        stories=tuple(_story(s) for s in source.emerged_stories(period.start, period.end)),
     )
+
+
+def _story(s: Story) -> DigestStory:
+    return DigestStory(story_id=s.id, label=s.label, url=s.urls[0] if s.urls else None, size=s.size,
+                       outlets=s.outlets, growth=s.growth, languages=s.languages, narrative_id=s.narrative_id,
+                       still_emerging=s.emerging)
 
 
 def _narrative(

@@ -25,9 +25,11 @@ from monitor.types import (
     OutboxEntry,
     OutboxItem,
     OutboxRules,
+    Story,
     utc_now,
 )
 from storage.outbox_write import SessionFacts, new_row, write_entries
+from storage.stories_repo import StoryStore
 from storage.tables import AlertRow, ArticlePassageRow, ArticleRow, FeedRow, MatchRow, NarrativeRow
 from storage.vectors import decode
 
@@ -129,6 +131,10 @@ class Outbox:
             article = session.get(ArticleRow, article_id) if article_id else None
         name = (feed.name or feed.id) if feed else (feed_id or "another outlet")
         return name, article.url if article else None
+
+    def story(self, story_id: int) -> Story | None:
+        """What a post about an emerging story shows."""
+        return StoryStore(self.engine, self._clock).story(story_id)
 
     def replies(self, parent_id: int) -> list[OutboxItem]:
         with self._sessions() as session:

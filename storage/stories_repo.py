@@ -83,8 +83,9 @@ class StoryStore:
 
     def emerged(self, start: datetime, end: datetime) -> list[Story]:
         """Stories that became emerging before `end` and were told on or after `start`."""
-        query = select(StoryRow).where(StoryRow.emerging_since < end, StoryRow.last_seen >= start,
-                                       StoryRow.status != MERGED).order_by(StoryRow.growth.desc(), StoryRow.id)
+        query = select(StoryRow).where(
+            StoryRow.emerging_since < end, StoryRow.last_seen >= start, StoryRow.status != MERGED
+        ).order_by(StoryRow.growth.desc(), StoryRow.id)
         with self._sessions() as session:
             rows = list(session.scalars(query))
             members = _members(session, [r.id for r in rows])
@@ -127,9 +128,11 @@ def _window(session: Session, model_id: str, since: datetime) -> tuple[list[Wind
         .where(ArticleRow.published_at >= since, StoryRow.status == ACTIVE).distinct()
     )
     recent = base.where(ArticleRow.published_at >= since).order_by(ArticleRow.id)
-    older = base.where(ArticleRow.published_at < since, StoryArticleRow.story_id.in_(live)).order_by(ArticleRow.id)
-    expected = session.scalar(select(func.count()).select_from(ArticleRow).where(ArticleRow.published_at >= since))
-    keys, vectors = fill([*session.execute(recent), *session.execute(older)], expected or 0, model_id)
+    older = base.where(ArticleRow.published_at < since, StoryArticleRow.story_id.in_(live))
+    expected = session.scalar(
+        select(func.count()).select_from(ArticleRow).where(ArticleRow.published_at >= since))
+    rows = [*session.execute(recent), *session.execute(older.order_by(ArticleRow.id))]
+    keys, vectors = fill(rows, expected or 0, model_id)
     articles = [
         WindowArticle(article_id=k[0], feed_id=k[1], title=k[2], lead=k[3], url=k[4], language=k[5],
                       published=k[6], duplicate_of=k[7], in_window=k[6] >= since, seen=k[8] is not None,
@@ -191,7 +194,8 @@ def _write(session: Session, plan: StoryPlan, now: datetime) -> dict[int, int]:
             index_elements=["article_id"],
             set_={"story_id": insert.excluded.story_id, "unit_id": insert.excluded.unit_id}), members)
     hour = now.replace(minute=0, second=0, microsecond=0)
-    history = [{"story_id": ids[s.key], "hour": hour, "size": s.size, "sources": s.sources} for s in plan.stories]
+    history = [{"story_id": ids[s.key], "hour": hour, "size": s.size, "sources": s.sources}
+               for s in plan.stories]
     if history:
         insert = upsert(session, StoryHistoryRow.__table__)
         session.execute(insert.on_conflict_do_update(
@@ -202,7 +206,8 @@ def _write(session: Session, plan: StoryPlan, now: datetime) -> dict[int, int]:
 
 def _fill(row: StoryRow, s: StoryState, now: datetime) -> None:
     row.status, row.label, row.representative_id = ACTIVE, s.label, s.representative_id
-    row.terms, row.outlets, row.languages, row.tags = list(s.terms), list(s.outlets), list(s.languages), list(s.tags)
+    row.terms, row.outlets = list(s.terms), list(s.outlets)
+    row.languages, row.tags = list(s.languages), list(s.tags)
     row.size, row.sources, row.growth = s.size, s.sources, s.growth
     if row.promoted_to is None:  # a promoted story keeps pointing at its narrative
         row.narrative_id, row.narrative_score = s.narrative_id, s.narrative_score
@@ -223,7 +228,8 @@ def _members(session: Session, story_ids: Sequence[int]) -> dict[int, list[tuple
         .order_by(ArticleRow.published_at, ArticleRow.id)
     )
     for story_id, url, title in rows:
-        found.setdefault(story_id, []).append((url, title))
+        if story_id is not None:
+            found.setdefault(story_id, []).append((url, title))
     return found
 
 
@@ -238,6 +244,6 @@ def _story(row: StoryRow, members: Sequence[tuple[str | None, str]],
         "first_seen": row.first_seen, "last_seen": row.last_seen, "status": row.status,
         "merged_into": row.merged_into, "merged_from": tuple(row.merged_from or ()),
         "split_from": row.split_from, "promoted_to": row.promoted_to, "history": history,
-        "titles": tuple(dict.fromkeys(titles)),
+        "titles": tuple(dict.fromkeys(titles)), "articles": tuple((t, u) for u, t in members),
     }
     return Story(**fields)

@@ -279,7 +279,7 @@ class StoryHistoryRow(Base):
 
 
 class StoryLockRow(Base):
-    """One row, locked by each story update so that two never interleave (PostgreSQL; SQLite has one writer)."""
+    """One row, locked by each story update so that two never interleave (SQLite: one writer anyway)."""
 
     __tablename__ = "story_lock"
 

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from monitor.stories.update import StoryRun
     from monitor.types import Story
 
-stories_app = typer.Typer(help="Stories told by several outlets, and which are emerging.", no_args_is_help=True)
+stories_app = typer.Typer(help="Stories told by several outlets, and which are emerging.",
+                          no_args_is_help=True)
 
 
 @stories_app.command("update")
@@ -60,8 +61,8 @@ def stories_list(
     for s in stories:
         narrative = f"{s.narrative_id} {s.narrative_score:.2f}" if s.narrative_id and s.narrative_score else (
             s.narrative_id or "-")
-        table.add_row(str(s.id), str(s.size), str(len(s.outlets)), f"+{s.growth}", "yes" if s.emerging else "",
-                      plain(narrative), plain(s.label))
+        table.add_row(str(s.id), str(s.size), str(len(s.outlets)), f"+{s.growth}",
+                      "yes" if s.emerging else "", plain(narrative), plain(s.label))
     out.print(table)
 
 
@@ -160,5 +161,5 @@ def promote(
     out.print(plain(f"{len(narrative.examples)} example(s) from its members; {len(found)} match(es) found "
                     f"in the last {settings.file.matching.backfill_days} day(s) of articles."))
     where = f"edit {out_file} and run `monitor narratives import {out_file}`" if out_file else (
-        f"`monitor narratives show {narrative.id}`; re-import it edited (any import format) under the same id")
+        f"`monitor narratives show {narrative.id}`; re-import it edited (any format) under the same id")
     out.print(plain(f"Ready to edit: {where}."))

@@ -9,7 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from alerts.message import SlackMessage, alert_message, flood_summary, syndication_reply, test_message
+from alerts.message import (
+    SlackMessage,
+    alert_message,
+    flood_summary,
+    story_message,
+    syndication_reply,
+    test_message,
+)
 from alerts.retry import backoff_delay
 from alerts.slack import SlackError, SlackSender
 from monitor.types import AlertKind, AlertStatus, OutboxItem, utc_now
@@ -115,7 +122,16 @@ class Deliverer:
             return self._reply(item)
         if item.kind is AlertKind.SUMMARY:
             return self._summary(item)
+        if item.kind is AlertKind.STORY:
+            return self._story(item)
         return test_message(), None, []
+
+    def _story(self, item: OutboxItem) -> Built | None:
+        story = self.outbox.story(item.story_id) if item.story_id is not None else None
+        if story is None:
+            self.outbox.settle(item.id, AlertStatus.FAILED, error="story not found")
+            return None
+        return story_message(story), None, []
 
     def _alert(self, item: OutboxItem) -> Built:
         assert item.article_id is not None and item.narrative_id is not None

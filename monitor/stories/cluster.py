@@ -36,7 +36,8 @@ def clustering_view(vectors: Vectors, model_id: str) -> Vectors:
     view = np.ascontiguousarray(view, dtype=np.float32)
     norms = np.linalg.norm(view, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return view / norms
+    unit: Vectors = view / norms
+    return unit
 
 
 def neighbours(left: Vectors, right: Vectors, threshold: float) -> Pairs:
@@ -88,7 +89,9 @@ def _parts(labels: NDArray[Any], count: int) -> list[NDArray[np.intp]]:
     return [order[bounds[i] : bounds[i + 1]] for i in range(count)]
 
 
-def _agglomerate(part_vectors: Vectors, graph: Any, threshold: float, part: NDArray[np.intp]) -> list[list[int]]:
+def _agglomerate(
+    part_vectors: Vectors, graph: Any, threshold: float, part: NDArray[np.intp]
+) -> list[list[int]]:
     from sklearn.cluster import AgglomerativeClustering
 
     cut = 1.0 - threshold

@@ -95,7 +95,9 @@ def _nearest(matches: Sequence[MemberMatch], article_ids: set[int]) -> tuple[str
     return narrative, scores[narrative], alerted
 
 
-def distinctive_terms(classes: Mapping[int, Sequence[str]], background: Sequence[str]) -> dict[int, tuple[str, ...]]:
+def distinctive_terms(
+    classes: Mapping[int, Sequence[str]], background: Sequence[str]
+) -> dict[int, tuple[str, ...]]:
     """Each story's terms by class-based TF-IDF over the window (every other article as one class).
 
     A term counts once per member and must be used by at least two members, so one outlet's

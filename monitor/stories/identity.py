@@ -51,10 +51,11 @@ def collapse_copies(articles: Sequence[WindowArticle], vectors: Vectors, near_du
             for i, a in enumerate(articles)]
     new = [i for i, a in enumerate(articles) if not a.seen and a.in_window]
     new.sort(key=lambda i: (articles[i].published, articles[i].article_id))
-    rows, cols, sims = neighbours(vectors[new], vectors, near_duplicate) if new else ([], [], [])
     partners: dict[int, list[tuple[float, int]]] = {}
-    for r, c, s in zip(rows, cols, sims, strict=True):
-        partners.setdefault(new[int(r)], []).append((float(s), int(c)))
+    if new:
+        rows, cols, sims = neighbours(vectors[new], vectors, near_duplicate)
+        for r, c, s in zip(rows.tolist(), cols.tolist(), sims.tolist(), strict=True):
+            partners.setdefault(new[r], []).append((s, c))
     done = {i for i, a in enumerate(articles) if a.seen}
     for i in new:
         original = position.get(articles[i].duplicate_of or -1)

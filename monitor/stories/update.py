@@ -80,8 +80,10 @@ def plan_update(
 class StoryUpdater:
     """Runs updates over one database with the configured rules."""
 
-    def __init__(self, store: StoryStore, rules: StoryRules, model_id: str, *, window: timedelta,
-                 carrier_days: int, carrier_min_matches: int, channel: str | None, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, store: StoryStore, rules: StoryRules, model_id: str, *, window: timedelta, carrier_days: int,
+        carrier_min_matches: int, channel: str | None, clock: Clock = utc_now,
+    ) -> None:
         self.store = store
         self.rules = rules
         self.model_id = model_id
@@ -104,9 +106,9 @@ class StoryUpdater:
             return plan_update(articles, view, stored, facts, self.rules, now)
 
         channel = self.channel
-        plan, _ids = self.store.update(
-            self.model_id, now - self.window, (now - timedelta(days=self.carrier_days), self.carrier_min_matches),
-            compute, lambda ids, at: story_entries(ids, channel, at) if channel else [])
+        carriers = (now - timedelta(days=self.carrier_days), self.carrier_min_matches)
+        plan, _ids = self.store.update(self.model_id, now - self.window, carriers, compute,
+                                       lambda ids, at: story_entries(ids, channel, at) if channel else [])
         run = StoryRun(
             articles=counted.get("articles", 0), new=counted.get("new", 0), stories=len(plan.stories),
             created=sum(1 for s in plan.stories if s.key < 0), merged=len(plan.absorbed),
@@ -127,9 +129,10 @@ def build_updater(settings: Settings, engine: Engine) -> StoryUpdater:
         min_growth=section.min_growth, min_carrier_outlets=section.min_carrier_outlets,
         carrier_tags=frozenset(section.carrier_tags), feed_tags={f.id: f.tags for f in settings.feeds()},
     )
-    return StoryUpdater(StoryStore(engine), rules, configured_model_id(settings),
-                        window=timedelta(seconds=section.window), carrier_days=section.carrier_days,
-                        carrier_min_matches=section.carrier_min_matches, channel=section.slack_channel or None)
+    return StoryUpdater(
+        StoryStore(engine), rules, configured_model_id(settings), window=timedelta(seconds=section.window),
+        carrier_days=section.carrier_days, carrier_min_matches=section.carrier_min_matches,
+        channel=section.slack_channel or None)
 
 
 def configured_model_id(settings: Settings) -> str:

@@ -52,6 +52,21 @@ class FailingFeed:
 
 
 @dataclass(frozen=True)
+class DigestStory:
+    """A story that became emerging, for the digest's "Emerging stories" section."""
+
+    story_id: int
+    label: str
+    url: str | None  # the earliest member's article
+    size: int
+    outlets: tuple[str, ...]
+    growth: int  # new independent sources within the growth window, at the last update
+    languages: tuple[str, ...]
+    narrative_id: str | None  # the nearest narrative: a variant of it
+    still_emerging: bool
+
+
+@dataclass(frozen=True)
 class Digest:
     """Everything one digest email shows."""
 
@@ -62,6 +77,7 @@ class Digest:
     failing_feeds: tuple[FailingFeed, ...]
     days: tuple[str, ...]  # the chart's 7 days, "YYYY-MM-DD", oldest first, ending with the period
     daily: Mapping[str, tuple[int, ...]]  # narrative title -> articles matched on each of `days`
+    stories: tuple[DigestStory, ...] = ()  # emerging stories told during the period
 
 
 @dataclass(frozen=True)

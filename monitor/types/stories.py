@@ -119,3 +119,4 @@ class Story:
     promoted_to: str | None = None
     history: tuple[tuple[datetime, int], ...] = ()  # (hour, size), oldest first
     titles: tuple[str, ...] = ()  # member headlines, representative first
+    articles: tuple[tuple[str, str | None], ...] = ()  # members' (title, url), earliest first
