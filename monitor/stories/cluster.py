@@ -61,15 +61,18 @@ def _blocks(matrix: Vectors) -> Iterator[tuple[int, Vectors]]:
         yield start, matrix[start : start + BLOCK]
 
 
-def clusters(vectors: Vectors, threshold: float) -> list[list[int]]:
-    """Rows grouped so that each group's average pairwise cosine reaches `threshold`; singletons too."""
+def clusters(vectors: Vectors, threshold: float, edges: Pairs | None = None) -> list[list[int]]:
+    """Rows grouped so that each group's average pairwise cosine reaches `threshold`; singletons too.
+
+    `edges` are the pairs of rows at or above `threshold` when the caller found them already.
+    """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     n = len(vectors)
     if n == 0:
         return []
-    rows, cols, _ = neighbours(vectors, vectors, threshold)
+    rows, cols, _ = edges if edges is not None else neighbours(vectors, vectors, threshold)
     off_diagonal = rows != cols
     graph = coo_matrix((np.ones(int(off_diagonal.sum())), (rows[off_diagonal], cols[off_diagonal])),
                        shape=(n, n)).tocsr()

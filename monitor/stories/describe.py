@@ -27,7 +27,7 @@ _WORDS = r"(?u)\b[^\W\d_]{3,}\b"  # words of three letters or more, in any scrip
 class StoryRules:
     """The settings of [stories] that decide, with the feeds' tags."""
 
-    similarity: float = 0.5
+    similarity: float = 0.55
     near_duplicate: float = 0.95
     min_outlets: int = 3
     growth_window: timedelta = timedelta(hours=6)

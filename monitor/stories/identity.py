@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.stories.cluster import Vectors, clusters, neighbours
+from monitor.stories.cluster import Pairs, Vectors, clusters, neighbours
 from monitor.types import WindowArticle
+
+MAX_PER_OUTLET = 3  # independent sources per outlet in a story, on average
+STEP, STRICTEST = 0.05, 0.95  # how a topic is cut into stories
 
 
 @dataclass
@@ -39,22 +42,28 @@ class Grouping:
         return key
 
 
-def collapse_copies(articles: Sequence[WindowArticle], vectors: Vectors, near_duplicate: float) -> list[int]:
+def fresh(articles: Sequence[WindowArticle]) -> list[int]:
+    """Positions of the window's articles no update has seen, oldest first."""
+    new = [i for i, a in enumerate(articles) if not a.seen and a.in_window]
+    return sorted(new, key=lambda i: (articles[i].published, articles[i].article_id))
+
+
+def collapse_copies(articles: Sequence[WindowArticle], new: Sequence[int], pairs: Pairs,
+                    near_duplicate: float) -> list[int]:
     """For each article, the position of the article standing for it and its copies.
 
     Seen articles keep their unit. A new one is a copy when it repeats a stored text
     (`duplicate_of`) or its lead is near-identical (the alert planner's one-story rule) to an
-    article seen before it; otherwise it stands for itself.
+    article seen before it; otherwise it stands for itself. `pairs` are (row of `new`,
+    position, cosine) for every cosine at or above the lower of the two thresholds.
     """
     position = {a.article_id: i for i, a in enumerate(articles)}
     unit = [position.get(a.unit_id, i) if a.seen and a.unit_id is not None else i
             for i, a in enumerate(articles)]
-    new = [i for i, a in enumerate(articles) if not a.seen and a.in_window]
-    new.sort(key=lambda i: (articles[i].published, articles[i].article_id))
     partners: dict[int, list[tuple[float, int]]] = {}
-    if new:
-        rows, cols, sims = neighbours(vectors[new], vectors, near_duplicate)
-        for r, c, s in zip(rows.tolist(), cols.tolist(), sims.tolist(), strict=True):
+    rows, cols, sims = pairs
+    for r, c, s in zip(rows.tolist(), cols.tolist(), sims.tolist(), strict=True):
+        if s >= near_duplicate:
             partners.setdefault(new[r], []).append((s, c))
     done = {i for i, a in enumerate(articles) if a.seen}
     for i in new:
@@ -68,24 +77,35 @@ def collapse_copies(articles: Sequence[WindowArticle], vectors: Vectors, near_du
     return unit
 
 
-def dirty_units(articles: Sequence[WindowArticle], vectors: Vectors, unit: Sequence[int],
-                similarity: float) -> list[int]:
-    """Units to cluster again: new ones, the loose ones and whole stories they come close to."""
-    units = sorted({u for i, u in enumerate(unit) if articles[i].in_window and articles[u].in_window})
-    fresh = [u for u in units if not articles[u].seen]
-    if not fresh:
-        return []
-    _, touched, _ = neighbours(vectors[fresh], vectors[units], similarity)
-    near = {units[int(t)] for t in touched}
-    stories = {articles[u].story_id for u in near if articles[u].story_id is not None}
-    return sorted(set(fresh) | near | {u for u in units if articles[u].story_id in stories})
+def dirty_units(articles: Sequence[WindowArticle], vectors: Vectors, unit: Sequence[int], new: Sequence[int],
+                pairs: Pairs, similarity: float) -> tuple[list[int], Pairs]:
+    """Units to cluster again (new ones, the loose ones and whole stories they come close to), and
+    the pairs among them at or above `similarity`, as rows of the returned list."""
+    rows, cols, sims = (p.tolist() for p in pairs)
+    links = [(unit[new[r]], unit[c]) for r, c, s in zip(rows, cols, sims, strict=True) if s >= similarity]
+    near = {u for u in {unit[i] for i in new} | {u for _, u in links} if articles[u].in_window}
+    stories = {s for u in near if (s := articles[u].story_id) is not None}
+    whole = {u for u in set(unit) if articles[u].in_window and articles[u].story_id in stories}
+    dirty = sorted(near | whole)
+    index = {u: k for k, u in enumerate(dirty)}
+    old = [u for u in dirty if articles[u].seen]
+    found = [(index[a], index[b]) for a, b in links if a != b and a in index and b in index]
+    if old:  # pairs between units seen before: the new articles' search did not cover them
+        rows, cols, _ = neighbours(vectors[old], vectors[old], similarity)
+        found += [(index[old[r]], index[old[c]]) for r, c in zip(rows.tolist(), cols.tolist(), strict=True)]
+    both = found + [(b, a) for a, b in found]
+    edges = (np.array([a for a, _ in both], dtype=np.intp), np.array([b for _, b in both], dtype=np.intp),
+             np.ones(len(both), dtype=np.float32))
+    return dirty, edges
 
 
 def regroup(articles: Sequence[WindowArticle], vectors: Vectors, unit: list[int], dirty: Sequence[int],
-            similarity: float, min_outlets: int) -> Grouping:
+            edges: Pairs, similarity: float, min_outlets: int) -> Grouping:
     """Story keys for the dirty units after clustering them; other units keep their story."""
     grouping = Grouping(unit, {u: articles[u].story_id for u in set(unit)})
-    groups = [[dirty[i] for i in g] for g in clusters(vectors[list(dirty)], similarity)] if dirty else []
+    found = clusters(vectors[list(dirty)], similarity, edges) if dirty else []
+    groups = [part for g in found
+              for part in split_topics(articles, vectors, [dirty[i] for i in g], similarity)]
     groups.sort(key=lambda g: (-len(g), min(articles[u].article_id for u in g)))
     taken: set[int] = set()
     decided: list[tuple[list[int], Counter[int], int | None]] = []
@@ -104,6 +124,24 @@ def regroup(articles: Sequence[WindowArticle], vectors: Vectors, unit: list[int]
             if old not in taken and old not in grouping.absorbed and key is not None:
                 grouping.absorbed[old] = key
     return grouping
+
+
+def split_topics(articles: Sequence[WindowArticle], vectors: Vectors, group: list[int],
+                 similarity: float) -> list[list[int]]:
+    """A group is a story only if few of its sources share an outlet; otherwise it is a topic or
+    a language the model cannot read (every Swedish text looks alike to it): cluster it again,
+    stricter, until its parts are.
+
+    One outlet tells a story once or a few times; a hundred articles from five outlets is what
+    the model sees as "the same" when it does not tell them apart.
+    """
+    outlets = len({articles[u].feed_id for u in group})
+    if len(group) <= MAX_PER_OUTLET * outlets or similarity >= STRICTEST:
+        return [group]
+    stricter = min(similarity + STEP, STRICTEST)
+    parts = clusters(vectors[group], stricter)
+    return [piece for part in parts
+            for piece in split_topics(articles, vectors, [group[i] for i in part], stricter)]
 
 
 def _new_story(articles: Sequence[WindowArticle], grouping: Grouping, group: list[int],

@@ -23,9 +23,9 @@ from sqlalchemy import Engine
 
 from alerts.outbox_rules import story_entries
 from monitor.config import Settings
-from monitor.stories.cluster import Vectors, clustering_view
+from monitor.stories.cluster import Vectors, clustering_view, neighbours
 from monitor.stories.describe import StoryRules, describe, distinctive_terms, group_members
-from monitor.stories.identity import collapse_copies, dirty_units, regroup, story_of
+from monitor.stories.identity import collapse_copies, dirty_units, fresh, regroup, story_of
 from monitor.types import Clock, StoredStory, StoryFacts, StoryPlan, WindowArticle, utc_now
 from storage.stories_repo import StoryStore
 
@@ -51,9 +51,13 @@ def plan_update(
     facts: StoryFacts, rules: StoryRules, now: datetime,
 ) -> StoryPlan:
     """What an update writes, from the loaded window (vectors already in the clustering view)."""
-    unit = collapse_copies(articles, vectors, rules.near_duplicate)
-    dirty = dirty_units(articles, vectors, unit, rules.similarity)
-    grouping = regroup(articles, vectors, unit, dirty, rules.similarity, rules.min_outlets)
+    new = fresh(articles)
+    # One search of the new articles against the whole window serves both thresholds: it is
+    # the one part of a run that grows with the window (new x all, not all x all).
+    pairs = neighbours(vectors[new], vectors, min(rules.similarity, rules.near_duplicate))
+    unit = collapse_copies(articles, new, pairs, rules.near_duplicate)
+    dirty, edges = dirty_units(articles, vectors, unit, new, pairs, rules.similarity)
+    grouping = regroup(articles, vectors, unit, dirty, edges, rules.similarity, rules.min_outlets)
     keys = {i: story_of(grouping, articles, i) for i in range(len(articles))}
     members = group_members(keys, unit)
     texts = {m.key: [articles[u].lead for u in m.units] for m in members}
