@@ -152,7 +152,8 @@ def synthetic(n: int, rng: np.random.Generator) -> tuple[list[WindowArticle], Ve
     articles = [
         WindowArticle(article_id=i + 1, feed_id=f"outlet-{i % 100}", title=f"article {i}",
                       lead=f"lead {i % 997}", url=None, language=None,
-                      published=NOW - timedelta(seconds=i * 172800 // n), duplicate_of=None, in_window=True, seen=False, story_id=None, unit_id=None)
+                      published=NOW - timedelta(seconds=i * 172800 // n), duplicate_of=None,
+                      in_window=True, seen=False, story_id=None, unit_id=None)
         for i in range(n)
     ]
     return articles, vectors
