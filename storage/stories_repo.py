@@ -112,13 +112,16 @@ class StoryStore:
 
 
 def _window(session: Session, model_id: str, since: datetime) -> tuple[list[WindowArticle], Vectors]:
-    """Articles published since `since` with a lead vector, then older members of their stories."""
+    """Articles published since `since` with a lead vector (copies: their original's), then older
+    members of the stories they are in."""
     columns = (ArticleRow.id, ArticleRow.feed_id, ArticleRow.title, ArticlePassageRow.text, ArticleRow.url,
                ArticleRow.language, ArticleRow.published_at, ArticleRow.duplicate_of,
                StoryArticleRow.article_id, StoryArticleRow.story_id, StoryArticleRow.unit_id)
+    # A same-text copy is never embedded: it is read with its original's lead.
+    lead_of = func.coalesce(ArticleRow.duplicate_of, ArticleRow.id)
     base = (
         select(*columns, ArticlePassageRow.vector)
-        .join(ArticlePassageRow, and_(ArticlePassageRow.article_id == ArticleRow.id,
+        .join(ArticlePassageRow, and_(ArticlePassageRow.article_id == lead_of,
                                       ArticlePassageRow.model_id == model_id, ArticlePassageRow.idx == 0))
         .outerjoin(StoryArticleRow, StoryArticleRow.article_id == ArticleRow.id)
     )

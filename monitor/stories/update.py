@@ -119,7 +119,7 @@ class StoryUpdater:
             emerging=sum(1 for s in plan.stories if s.emerging), posted=len(plan.posts) if channel else 0,
             seconds=time.perf_counter() - started)
         log.info("stories updated", extra={"articles": run.articles, "new": run.new, "stories": run.stories,
-                                           "created": run.created, "merged": run.merged,
+                                           "new_stories": run.created, "merged": run.merged,
                                            "emerging": run.emerging, "seconds": round(run.seconds, 2)})
         return run
 
