@@ -157,13 +157,13 @@ class StoriesSection(_Strict):
     """Stories told by several outlets (monitor/stories): clustering, emerging bar, Slack post."""
 
     enabled: bool = True  # `monitor run` and `poll --once` update stories
-    window: Duration = Field(48 * 3600.0, ge=3600, le=30 * 86400)  # articles published this recently
+    window: Duration = Field(48 * 3600.0, ge=MIN_INTERVAL, le=30 * 86400)  # articles published this recently
     interval: Duration = Field(600.0, ge=10, le=86400)  # how often `monitor run` updates them
     # Cosine of leads (the multilingual half of a dual vector) at which two articles tell one
     # story, on average within a story; chosen with bench/stories.py.
     similarity: float = Field(0.55, gt=0, lt=1)
     min_outlets: int = Field(3, ge=2, le=1000)  # distinct outlets (copies collapsed) for a story
-    growth_window: Duration = Field(6 * 3600.0, ge=600, le=7 * 86400)
+    growth_window: Duration = Field(6 * 3600.0, ge=MIN_INTERVAL, le=7 * 86400)
     min_growth: int = Field(3, ge=1, le=10_000)  # new independent sources within growth_window
     carrier_tags: tuple[str, ...] = ()  # feed tags of outlets known to carry narratives
     carrier_days: int = Field(30, ge=1, le=365)  # match history that makes an outlet a carrier
