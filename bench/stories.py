@@ -16,15 +16,18 @@ majority; each news entry is its own label), and false stories per 1,000 article
 clusters made mostly of news entries: same-day coverage of one real event by several real
 feeds counts here too, so some are not errors; their labels are printed).
 
-Speed. `plan_update` on synthetic unit vectors (512 dimensions, as the multilingual half)
-with a planted story of 6 members per 200 articles, at 1k/5k/10k/20k articles in the window:
-a cold run (every article new, all clustered) and a steady run (the window seen before, one
-hour of new articles arriving at a 48-hour window, N/48). Both in one process, side by side.
+Speed (the fastest of three runs each, the machine being shared). `plan_update` on synthetic
+unit vectors (512 dimensions, as the multilingual half) with a planted story of 6 members per
+200 articles, at 1k/5k/10k/20k articles in the window: a cold run (every article new, all
+clustered) and steady runs (the window seen before, then 200 new articles, or N/48: one hour of
+arrivals at a 48-hour window). `--database N`: whole updates (`StoryUpdater.run`: load from
+SQLite, cluster, write) at N articles, first run and a run with 200 unseen.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -46,6 +49,7 @@ from monitor.types import StoredStory, StoryFacts, StoryPlan, WindowArticle
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 STORIES = Path(__file__).parent / "data" / "stories.yaml"
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
+REPEATS = 3
 SWEEP = (0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65)
 Item = tuple[str, str, str, str]  # label ("story:<id>" or "news:<n>"), outlet, title, text
 
@@ -56,6 +60,9 @@ def main() -> None:
         quality(args)
     if not args.quality_only:
         speed([int(n) for n in args.sizes.split(",")])
+    if args.database:
+        with tempfile.TemporaryDirectory() as folder:
+            database_speed(args.database, Path(folder))
 
 
 def load_items(feeds: Path) -> list[Item]:
@@ -181,16 +188,62 @@ def speed(sizes: list[int]) -> None:
     print(f"\n{'articles':>9} {'cold run s':>11} {'200 new s':>10} {'N/48 new s':>11} {'stories':>8}")
     for n in sizes:
         articles, vectors = synthetic(n, rng)
-        started = time.perf_counter()
         plan = plan_update(articles, vectors, {}, facts, rules, NOW)
-        cold = time.perf_counter() - started
+        cold = _best(articles, vectors, {}, rules, facts)
         steady = []
         for new in (200, n // 48):
             later, stored = seen_after(articles, plan, new)
-            started = time.perf_counter()
-            plan_update(later, vectors, stored, facts, rules, NOW)
-            steady.append(time.perf_counter() - started)
+            steady.append(_best(later, vectors, stored, rules, facts))
         print(f"{n:>9} {cold:>11.2f} {steady[0]:>10.2f} {steady[1]:>11.2f} {len(plan.stories):>8}")
+
+
+def _best(articles: list[WindowArticle], vectors: Vectors, stored: dict[int, StoredStory], rules: StoryRules,
+          facts: StoryFacts) -> float:
+    """The fastest of a few runs: the machine is shared, and the slow runs measure the others' load."""
+    times = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        plan_update(articles, vectors, stored, facts, rules, NOW)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def database_speed(n: int, folder: Path) -> None:
+    """`monitor stories update`'s whole run on SQLite: load the window, cluster, write, at n articles."""
+    from sqlalchemy import insert
+
+    from monitor.stories.update import StoryUpdater
+    from storage.db import open_engine, upgrade
+    from storage.stories_repo import StoryStore
+    from storage.tables import ArticlePassageRow, ArticleRow, FeedRow, StoryArticleRow, StoryLockRow
+
+    rng = np.random.default_rng(16)
+    articles, vectors = synthetic(n, rng)
+    engine = open_engine(f"sqlite:///{folder / 'stories-bench.db'}")
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(insert(FeedRow), [{"id": f"outlet-{i}", "config_url": "https://x.test/", "url":
+                                              "https://x.test/", "status": "ok", "consecutive_errors": 0,
+                                              "created_at": NOW} for i in range(100)])
+        connection.execute(insert(ArticleRow), [
+            {"id": a.article_id, "feed_id": a.feed_id, "guid": str(a.article_id),
+             "guid_hash": str(a.article_id), "url": f"https://x.test/{a.article_id}", "title": a.title,
+             "text": a.lead, "published_at": a.published, "fetched_at": a.published,
+             "content_hash": str(a.article_id)} for a in articles])
+        connection.execute(insert(ArticlePassageRow), [
+            {"article_id": a.article_id, "model_id": "bench", "idx": 0, "text": a.lead, "vector": v.tobytes()}
+            for a, v in zip(articles, vectors, strict=True)])
+        connection.execute(insert(StoryLockRow).prefix_with("OR IGNORE"), [{"id": 1}])
+    updater = StoryUpdater(StoryStore(engine, clock=lambda: NOW), StoryRules(), "bench",
+                           window=timedelta(hours=48), carrier_days=30, carrier_min_matches=1, channel=None,
+                           clock=lambda: NOW)
+    cold = updater.run()
+    with engine.begin() as connection:  # 200 articles the first run did not see, as if they came since
+        connection.execute(StoryArticleRow.__table__.delete().where(StoryArticleRow.article_id <= 200))
+    steady = updater.run()
+    engine.dispose()
+    print(f"SQLite, {n} articles: first run {cold.seconds:.2f} s ({cold.stories} stories), "
+          f"a run with 200 new {steady.seconds:.2f} s ({steady.new} new)")
 
 
 def _arguments() -> argparse.Namespace:
@@ -202,6 +255,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--sizes", default="1000,5000,10000,20000")
     parser.add_argument("--cache", type=Path, default=Path(__file__).parent / ".cache")
     parser.add_argument("--quality-only", action="store_true")
+    parser.add_argument("--database", type=int, default=10_000, metavar="N",
+                        help="also time whole updates on SQLite at N articles (0: not)")
     parser.add_argument("--speed-only", action="store_true")
     return parser.parse_args()
 
