@@ -298,3 +298,43 @@ def _day_before(day: date) -> tuple[datetime, datetime]:
 def _no_slack_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
     monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+
+
+@pytest.mark.postgres
+def test_in_celery_mode_the_scheduler_enqueues_the_update_and_a_worker_runs_it(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from celery import Celery
+
+    from monitor.config.engine import EMBED_QUEUE
+    from monitor.service.workers import STORIES_TASK, Dispatcher, WorkerRuntime, register_tasks
+    from storage.db import upgrade
+
+    monkeypatch.setenv("MONITOR_DATABASE_URL", postgres_url)
+    path = tmp_path / "feeds.toml"
+    path.write_text(CONFIG.format(channel="") + '\n[engine]\nkind = "celery"\nbroker_url = "redis://unused"\n',
+                    encoding="utf-8")
+    settings = load_settings(path)
+    engine = open_engine(postgres_url)
+    upgrade(engine)
+    world = World(engine, settings)
+    for i, told in enumerate(AURORA[:3]):
+        world.publish(f"o{i}", *told)
+    world.stage.run_pending()
+    app = Celery("stories-test", broker="memory://", set_as_current=False)  # kombu's in-process broker
+    Dispatcher(app, world.repo, 10.0).enqueue_stories()
+    with app.connection_for_read() as connection:
+        queued = connection.SimpleQueue(EMBED_QUEUE)
+        message = queued.get(timeout=5)
+        assert message.headers["task"] == STORIES_TASK
+        message.ack()
+        queued.close()
+    runtime = WorkerRuntime(settings, engine, app, 1)
+    register_tasks(app, runtime)
+    try:
+        assert app.tasks[STORIES_TASK]() == {"stories": 1, "emerging": 1}
+        (story,) = world.store.stories()
+        assert story.size == 3
+    finally:
+        runtime.close()
+        engine.dispose()
