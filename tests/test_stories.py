@@ -338,3 +338,29 @@ def test_in_celery_mode_the_scheduler_enqueues_the_update_and_a_worker_runs_it(
     finally:
         runtime.close()
         engine.dispose()
+
+
+def test_run_schedules_the_update_every_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.cli.main import _periodic_jobs
+    from monitor.flow import Flow
+
+    monkeypatch.setenv("MONITOR_DATABASE_URL", f"sqlite:///{tmp_path / 'run.db'}")
+    path = tmp_path / "feeds.toml"
+    path.write_text(CONFIG.format(channel="").replace("[stories]", '[stories]\ninterval = "15m"'),
+                    encoding="utf-8")
+    settings = load_settings(path)
+    engine = open_engine(settings.database_url)
+    from storage.db import upgrade
+
+    upgrade(engine)
+    try:
+        jobs = {name: (function, every) for name, function, every in _periodic_jobs(Flow(settings, engine))}
+        function, every = jobs["stories"]
+        assert every == 900.0
+        run = function()
+        assert run is not None and run.stories == 0  # an empty window, updated
+        off = replace(settings, file=settings.file.model_copy(
+            update={"stories": settings.file.stories.model_copy(update={"enabled": False})}))
+        assert "stories" not in {name for name, _f, _e in _periodic_jobs(Flow(off, engine))}
+    finally:
+        engine.dispose()
