@@ -1,1 +1,1 @@
-"""Stories: articles from several outlets telling the same thing, found, followed and promoted (see flow.py)."""
+"""Stories: articles from several outlets telling one thing, found, followed and promoted."""
