@@ -74,7 +74,16 @@ def collapse_copies(articles: Sequence[WindowArticle], new: Sequence[int], pairs
         elif earlier:
             unit[i] = unit[earlier[0][1]]
         done.add(i)
-    return unit
+    # A copy published before its original points at it before the original found its own unit.
+    return [_root(unit, i) for i in range(len(unit))]
+
+
+def _root(unit: Sequence[int], i: int) -> int:
+    seen = {i}
+    while unit[i] != i and unit[i] not in seen:
+        i = unit[i]
+        seen.add(i)
+    return i
 
 
 def dirty_units(articles: Sequence[WindowArticle], vectors: Vectors, unit: Sequence[int], new: Sequence[int],
