@@ -255,3 +255,31 @@ def _day_before(day: date) -> tuple[datetime, datetime]:
 def _no_slack_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
     monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+
+
+def test_the_default_models_put_retellings_in_three_languages_in_one_story(default_embedder: object) -> None:
+    """The one test with the real models: the stored dual vector, cut to its multilingual half."""
+    from monitor.matching.embedders import SentenceTransformerEmbedder
+    from monitor.matching.multilingual import DualEmbedder, UseEmbedder
+    from monitor.stories.cluster import clustering_view
+    from monitor.stories.describe import StoryRules
+    from monitor.stories.update import plan_update
+    from monitor.types import StoryFacts, WindowArticle
+
+    assert isinstance(default_embedder, SentenceTransformerEmbedder)
+    dual = DualEmbedder(default_embedder, UseEmbedder())
+    leads = [
+        "Grain ship Aurora runs aground in the Bosphorus\nTurkey closed the strait to all traffic.",
+        "Зерновоз «Аврора» сел на мель в Босфоре\nТурция закрыла пролив для всех судов.",
+        "Getreidefrachter Aurora läuft im Bosporus auf Grund\nDie Türkei sperrt die Meerenge.",
+        "Central bank keeps interest rates unchanged\nInflation slowed in October.",
+        "Футбольный клуб выиграл кубок региона\nБолельщики праздновали до полуночи.",
+        "Neues Museum für moderne Kunst eröffnet im Hafen\nDie Sammlung umfasst 400 Gemälde.",
+    ]
+    now = datetime.now(UTC)
+    articles = [WindowArticle(article_id=i + 1, feed_id=f"o{i}", title=lead.split("\n")[0], lead=lead,
+                              url=None, language=None, published=now, duplicate_of=None, in_window=True,
+                              seen=False, story_id=None, unit_id=None) for i, lead in enumerate(leads)]
+    view = clustering_view(dual.embed(leads, "query"), dual.model_id)
+    plan = plan_update(articles, view, {}, StoryFacts(frozenset(), ()), StoryRules(), now)
+    assert [sorted(s.article_ids) for s in plan.stories] == [[1, 2, 3]]
