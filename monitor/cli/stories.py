@@ -104,13 +104,11 @@ def stories_show(
         out.print(Text.assemble((key, "bold"), ": ", plain(_shown(fields[key]))))
     for key in ("terms", "outlet_names", "languages", "tags"):
         out.print(Text.assemble((key, "bold"), ": ", plain(", ".join(fields[key]) or "-")))
-    out.print(Text.assemble(("history", "bold"), ": ", " ".join(
-        f"{h['hour'][5:13]}h={h['size']}" for h in fields["history"]) or "-"))
+    out.print(Text.assemble(("history (UTC hour=size)", "bold"), ": ", ", ".join(
+        f"{h['hour'][5:16].replace('T', ' ')}={h['size']}" for h in fields["history"]) or "-"))
     out.print(Text("members:", style="bold"))
-    for title in story.titles:
-        out.print(plain(f"  {title}"))
-    for url in story.urls:
-        out.print(plain(f"  {url}"))
+    for title, url in story.articles:
+        out.print(plain(f"  {title}" + (f"\n    {url}" if url else "")))
 
 
 def _shown(value: object) -> str:
