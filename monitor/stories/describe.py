@@ -103,11 +103,11 @@ def distinctive_terms(
     A term counts once per member and must be used by at least two members, so one outlet's
     wording is never a story's term; its weight falls with how common it is across classes.
     """
-    from sklearn.feature_extraction.text import CountVectorizer
-
     keys = list(classes)
     if not keys:
         return {}
+    from sklearn.feature_extraction.text import CountVectorizer
+
     documents = [text for key in keys for text in classes[key]] + list(background)
     owners = np.array([k for k, key in enumerate(keys) for _ in classes[key]] + [len(keys)] * len(background))
     vectorizer = CountVectorizer(token_pattern=_WORDS, binary=True, stop_words="english")
