@@ -9,6 +9,7 @@ the configuration.
 
 from __future__ import annotations
 
+import base64
 import re
 import textwrap
 from collections.abc import Sequence
@@ -25,9 +26,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from alerts.chart import DAYS, chart_png, day_label, png_size
 from alerts.links import http_url
 from alerts.text import clip, one_line
-from monitor.types import Digest, DigestArticle, DigestNarrative, FailingFeed
+from monitor.types import Digest, DigestArticle, DigestNarrative, DigestStory, FailingFeed
 
-__all__ = ["render_digest"]
+__all__ = ["inline_images", "render_digest"]
 
 TEXT_WIDTH = 80
 # Okabe-Ito: told apart with colour-blindness; each series also has its own marker.
@@ -63,6 +64,24 @@ def render_digest(
     assert html is not None
     html.add_related(png, "image", "png", cid=cid, disposition="inline", filename="matches.png")
     return message
+
+
+def inline_images(message: EmailMessage) -> str:
+    """The HTML part with each inline image as a data: URI, for a file opened in a browser.
+
+    A browser has no message to resolve `cid:` references in, so the preview file of the
+    digest would show a broken image; the email itself keeps the Content-ID reference.
+    """
+    html_part = message.get_body(("html",))
+    assert html_part is not None
+    html = str(html_part.get_content())
+    for part in message.walk():
+        cid = part.get("Content-ID")
+        payload = part.get_payload(decode=True)
+        if cid and isinstance(payload, bytes):
+            data = base64.b64encode(payload).decode("ascii")
+            html = html.replace(f"cid:{cid.strip('<>')}", f"data:{part.get_content_type()};base64,{data}")
+    return html
 
 
 # Untrusted text and dates ---------------------------------------------------------------
@@ -135,6 +154,19 @@ class _NarrativeView:
 
 
 @dataclass(frozen=True)
+class _StoryView:
+    link: _Link
+    story_id: int
+    size: int
+    outlets: int
+    outlet_names: str
+    growth: int
+    languages: str
+    narrative: str
+    still_emerging: bool
+
+
+@dataclass(frozen=True)
 class _FeedView:
     name: str
     feed_id: str
@@ -202,6 +234,17 @@ def _precision(digest: Digest) -> str:
             f"({digest.confirmed_week} of {_plural(labelled, 'labelled alert')} confirmed).")
 
 
+def _story(s: DigestStory) -> _StoryView:
+    names = [_clean(name, 60) for name in s.outlets[:8]]
+    more = f" and {len(s.outlets) - 8} more" if len(s.outlets) > 8 else ""
+    return _StoryView(
+        link=_Link(_clean(s.label, 300) or f"Story {s.story_id}", http_url(s.url)), story_id=s.story_id,
+        size=s.size, outlets=len(s.outlets), outlet_names=", ".join(names) + more, growth=s.growth,
+        languages=", ".join(_clean(lang, 10) for lang in s.languages),
+        narrative=_clean(s.narrative_id or "", 200), still_emerging=s.still_emerging,
+    )
+
+
 def _feed(f: FailingFeed, zone: tzinfo) -> _FeedView:
     return _FeedView(
         name=_clean(f.name, 100) or _clean(f.feed_id, 100),
@@ -236,6 +279,7 @@ def _context(digest: Digest, cid: str, png: bytes) -> dict[str, Any]:
         "nothing": f"Nothing matched between {_moment(start)} and {_moment(end)} ({zone_name}).",
         "narratives": views,
         "first_seen": [view.link for view in views if view.new],
+        "stories": [_story(s) for s in digest.stories],
         "feeds": [_feed(f, zone) for f in digest.failing_feeds],
         "chart": {"cid": cid, "width": width, "height": height, "alt": f"Chart: matches per day{span}"},
     }

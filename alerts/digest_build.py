@@ -18,9 +18,11 @@ from monitor.types import (
     Digest,
     DigestArticle,
     DigestNarrative,
+    DigestStory,
     FailingFeed,
     LabelTally,
     MatchedArticle,
+    Story,
     Tier,
 )
 
@@ -55,6 +57,10 @@ class DigestSource(Protocol):
 
     def label_tallies(self, start: datetime, end: datetime) -> list[LabelTally]:
         """Analysts' current labels given in [start, end), per narrative."""
+        ...
+
+    def emerged_stories(self, start: datetime, end: datetime) -> list[Story]:
+        """Stories that became emerging before `end` and were told on or after `start`."""
         ...
 
 
@@ -93,6 +99,7 @@ def build_digest(source: DigestSource, period: Period, top: int = 5) -> Digest:
         failing_feeds=source.failing_feeds(), days=tuple(day for day, _s, _e in period.days),
         daily=_daily(seen, period), confirmed_week=sum(t.confirmed for t in tallies.values()),
         false_alarms_week=sum(t.false_alarms for t in tallies.values()),
+        stories=tuple(_story(s) for s in source.emerged_stories(period.start, period.end)),
     )
 
 
@@ -100,6 +107,12 @@ def _with_labels(narrative: DigestNarrative, tally: LabelTally | None) -> Digest
     if tally is None:
         return narrative
     return replace(narrative, confirmed_week=tally.confirmed, false_alarms_week=tally.false_alarms)
+
+
+def _story(s: Story) -> DigestStory:
+    return DigestStory(story_id=s.id, label=s.label, url=s.urls[0] if s.urls else None, size=s.size,
+                       outlets=s.outlets, growth=s.growth, languages=s.languages, narrative_id=s.narrative_id,
+                       still_emerging=s.emerging)
 
 
 def _narrative(

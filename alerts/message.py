@@ -18,10 +18,10 @@ from typing import Any
 from alerts.links import http_url
 from alerts.text import ELLIPSIS, one_line
 from alerts.text import clip as clip_text
-from monitor.types import AlertContent
+from monitor.types import AlertContent, Story
 
 __all__ = ["AlertContent", "SlackMessage", "alert_message", "date_token", "escape", "flood_summary",
-           "inline", "syndication_reply", "test_message"]
+           "inline", "story_message", "syndication_reply", "test_message"]
 
 Block = dict[str, Any]
 
@@ -126,6 +126,30 @@ def flood_summary(
     blocks = [_header(f"Flood guard: {what} held back"), *_listing(heading, lines, count)]
     text = f"Flood guard held back {what} matching {inline(narrative_title, 1000)}"
     return _message(f"{text} in {inline(window, 100)}.", blocks)
+
+
+def story_message(story: Story) -> SlackMessage:
+    """A story that crossed the emerging bar: what it says, who tells it, how fast it grows."""
+    outlets = len(story.outlets)
+    figures = (f"*{story.size} article{'s' if story.size != 1 else ''}* from *{outlets} outlet"
+               f"{'s' if outlets != 1 else ''}*, +{story.growth} new "
+               f"source{'s' if story.growth != 1 else ''} recently; no known narrative alerts on it.")
+    facts = [f"Outlets: {_names(story.outlets)}"]
+    if story.terms:
+        facts.append("Terms: " + inline(", ".join(story.terms), 300))
+    if story.languages:
+        facts.append("Languages: " + inline(", ".join(story.languages), 100))
+    if story.narrative_id:
+        score = f" ({story.narrative_score:.2f})" if story.narrative_score is not None else ""
+        facts.append(f"Variant of narrative {inline(story.narrative_id, 200)}{score}")
+    lines = [f"• {_link(url, title.strip() or '(untitled article)', 600)}"
+             for title, url in story.articles[:LISTED_ITEMS]]
+    blocks = [_header(f"Emerging story: {story.label}"), _section(figures), _context(facts),
+              *_listing("*Articles*", lines, len(story.articles)),
+              _context([f"Story {story.id}: `monitor stories show {story.id}`; "
+                        f"`monitor narratives promote {story.id}` documents it"])]
+    text = f"Emerging story ({story.size} articles, {outlets} outlets): {inline(story.label, 1000)}"
+    return _message(text, blocks)
 
 
 def test_message() -> SlackMessage:

@@ -92,6 +92,12 @@ def _held_back(intent: AlertIntent, facts: OutboxFacts, now: datetime) -> bool:
     return intent.kind is AlertKind.ALERT and facts.false_alarmed(intent.article_id, intent.narrative_id)
 
 
+def story_entries(story_ids: Sequence[int], channel: str, now: datetime) -> list[OutboxEntry]:
+    """One post per story that became emerging; its key makes it once per story and channel, ever."""
+    return [OutboxEntry(f"story:{story_id}:{channel}", AlertKind.STORY, channel, AlertStatus.PENDING,
+                        due=now, created_at=now, story_id=story_id) for story_id in story_ids]
+
+
 def _known_copies(alert: AlertIntent, facts: OutboxFacts) -> list[AlertIntent]:
     """Copies stored before the story was matched, from other outlets: replies straight away."""
     own = facts.feed_of(alert.article_id)

@@ -73,6 +73,22 @@ def load_news(feeds: Path) -> News:
                 {str(p.relative_to(feeds)): half[p] for p in files})
 
 
+def news_by_feed(feeds: Path) -> dict[str, list[tuple[str, str]]]:
+    """(title, text) of the distinct entries of each captured news feed file, by file name; an
+    entry found in several files belongs to the first (the stories benchmark counts outlets)."""
+    files = sorted(path for folder in NEWS_FOLDERS for path in (feeds / folder).rglob("*") if path.is_file())
+    if not files:
+        raise SystemExit(f"no feed files under {feeds}/{{{','.join(NEWS_FOLDERS)}}}: is ../shared there?")
+    seen: set[tuple[str, str]] = set()
+    found: dict[str, list[tuple[str, str]]] = {}
+    for path in files:
+        fresh = [entry for entry in sorted(set(_articles(path))) if entry not in seen]
+        seen.update(fresh)
+        if fresh:
+            found[str(path.relative_to(feeds))] = fresh
+    return found
+
+
 def _language(entry: tuple[str, str]) -> str:
     language = detect(f"{entry[0]}. {entry[1][:600]}")
     return language if language in ("ru", "uk") else "other"

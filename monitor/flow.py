@@ -5,12 +5,14 @@
     match       matching.stage.MatchStage.run_pending: cut stored articles into passages -> embed
                 -> score against every narrative -> tiers -> plan alerts (alerts.planner) ->
                 store matches with their alert intents in one transaction
+    stories     stories.update.StoryUpdater.run: the window's leads -> copies collapsed ->
+                clustered -> stories with stable ids, labels, emerging -> Slack posts in the outbox
     deliver     service.delivery.Deliverer: the outbox to Slack, each message once
     digest      service.digest_job.DigestService: yesterday's matches by email, once a day
 
 `monitor poll --once` runs `poll_once`; `monitor run` schedules `poll_feed` per feed and
-`match`, `deliver` and `digest` as periodic jobs; Celery workers run `poll_feed` and `match`
-as tasks. Each step is safe to run twice, so any of them may be retried or run by hand.
+`match`, `stories`, `deliver` and `digest` as periodic jobs; Celery workers run `poll_feed`,
+`match` and `stories` as tasks. Each step is safe to run twice, so any of them may be retried or run by hand.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ if TYPE_CHECKING:  # heavy imports (torch, matplotlib, slack-sdk) wait until a s
     from monitor.matching.stage import MatchRun, MatchStage
     from monitor.service.delivery import Deliverer, DeliveryRun
     from monitor.service.digest_job import DigestService
+    from monitor.stories.update import StoryRun, StoryUpdater
 
 TOKEN_ENV = "SLACK_BOT_TOKEN"
 WEBHOOK_ENV = "SLACK_WEBHOOK_URL"
@@ -44,6 +47,7 @@ class OnceResult:
     polls: list[PollResult]
     matched: MatchRun
     delivered: DeliveryRun
+    stories: StoryRun | None = None  # None when [stories] enabled = false
 
 
 @dataclass
@@ -55,6 +59,7 @@ class Flow:
     sync_feeds: bool = True  # workers poll the feeds the scheduler sends; it keeps the table in sync
     _pipeline: Pipeline | None = field(default=None, init=False)
     _stage: MatchStage | None = field(default=None, init=False)
+    _updater: StoryUpdater | None = field(default=None, init=False)
 
     @property
     def pipeline(self) -> Pipeline:
@@ -86,6 +91,16 @@ class Flow:
         """Step 2: every stored article not matched yet; alert intents are written with the matches."""
         return self.stage.run_pending()
 
+    def stories(self) -> StoryRun | None:
+        """Step 2b: the window's articles into stories; emerging ones queue a Slack post."""
+        if not self.settings.file.stories.enabled:
+            return None
+        if self._updater is None:
+            from monitor.stories.update import build_updater
+
+            self._updater = build_updater(self.settings, self.engine)
+        return self._updater.run()
+
     def deliver(self, timeout: float | None = None) -> DeliveryRun:
         """Step 3: send what is pending in the outbox now (waiting out Slack's pacing)."""
         deliverer = make_deliverer(self.settings, self.engine)
@@ -100,7 +115,9 @@ class Flow:
             polls = self.poll(feeds, on_result)
         finally:
             self.close()
-        return OnceResult(polls, stage.run_pending(), self.deliver())
+        matched = stage.run_pending()
+        stories = self.stories()  # after matching: the leads it embedded are what stories compare
+        return OnceResult(polls, matched, self.deliver(), stories)
 
     def close(self) -> None:
         """Close the HTTP connections; the database engine belongs to the caller."""

@@ -15,9 +15,11 @@ from monitor.types import (
     Label,
     LabelTally,
     MatchedArticle,
+    Story,
     Tier,
     utc_now,
 )
+from storage.stories_repo import StoryStore
 from storage.tables import ArticleRow, DigestRow, FeedbackLabelRow, FeedRow, MatchRow, NarrativeRow
 
 
@@ -27,6 +29,7 @@ class DigestStore:
     def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._clock = clock
+        self._stories = StoryStore(engine, clock)
 
     def matched(self, start: datetime, end: datetime) -> list[MatchedArticle]:
         """Every match of an article published in [start, end), with its article, feed and narrative."""
@@ -86,6 +89,10 @@ class DigestStore:
                             consecutive_errors=f.consecutive_errors, last_success=f.last_success_at)
                 for f in session.scalars(query)
             )
+
+    def emerged_stories(self, start: datetime, end: datetime) -> list[Story]:
+        """Stories that became emerging before `end` and were told on or after `start`."""
+        return self._stories.emerged(start, end)
 
     def status(self, period_key: str) -> DigestStatus | None:
         """How the period's last attempt went, or None if it was never attempted."""

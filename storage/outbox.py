@@ -26,9 +26,11 @@ from monitor.types import (
     OutboxEntry,
     OutboxItem,
     OutboxRules,
+    Story,
     utc_now,
 )
 from storage.outbox_write import SessionFacts, new_row, write_entries
+from storage.stories_repo import StoryStore
 from storage.tables import (
     AlertRow,
     ArticlePassageRow,
@@ -138,6 +140,10 @@ class Outbox:
             article = session.get(ArticleRow, article_id) if article_id else None
         name = (feed.name or feed.id) if feed else (feed_id or "another outlet")
         return name, article.url if article else None
+
+    def story(self, story_id: int) -> Story | None:
+        """What a post about an emerging story shows."""
+        return StoryStore(self.engine, self._clock).story(story_id)
 
     def replies(self, parent_id: int) -> list[OutboxItem]:
         with self._sessions() as session:
@@ -284,5 +290,5 @@ def _item(row: AlertRow) -> OutboxItem:
         id=row.id, key=row.key, kind=AlertKind(row.kind), channel=row.channel,
         status=AlertStatus(row.status), attempts=row.attempts, article_id=row.article_id,
         narrative_id=row.narrative_id, parent_id=row.parent_id, feed_id=row.feed_id,
-        created_at=row.created_at, ts=row.ts,
+        created_at=row.created_at, ts=row.ts, story_id=row.story_id,
     )

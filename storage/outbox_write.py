@@ -96,5 +96,5 @@ def new_row(entry: OutboxEntry, parent_id: int | None = None) -> AlertRow:
         key=entry.key, kind=entry.kind.value, channel=entry.channel, status=entry.status.value,
         attempts=0, next_attempt_at=entry.due, created_at=entry.created_at,
         article_id=entry.article_id, narrative_id=entry.narrative_id, parent_id=parent_id,
-        feed_id=entry.feed_id,
+        feed_id=entry.feed_id, story_id=entry.story_id,
     )

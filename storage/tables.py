@@ -207,6 +207,7 @@ class AlertRow(Base):
     ts: Mapped[str | None] = mapped_column(String(40))  # Slack's id of the posted message
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    story_id: Mapped[int | None] = mapped_column(Integer)  # kind "story": the story posted
 
 
 class DigestRow(Base):
@@ -287,3 +288,67 @@ class CalibrationRow(Base):
     value: Mapped[float] = mapped_column(Float)
     labels: Mapped[int] = mapped_column(Integer)  # how many labels it was chosen from
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StoryRow(Base):
+    """A story: articles from several outlets telling the same thing, with a stable id."""
+
+    __tablename__ = "stories"
+    __table_args__ = (Index(None, "status", "last_seen"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(10))  # "active", "merged" or "ended"
+    label: Mapped[str] = mapped_column(Text)  # the representative headline
+    representative_id: Mapped[int | None] = mapped_column(Integer)
+    terms: Mapped[list[str]] = mapped_column(JSON)
+    outlets: Mapped[list[str]] = mapped_column(JSON)  # names of the independent sources' outlets
+    languages: Mapped[list[str]] = mapped_column(JSON)
+    tags: Mapped[list[str]] = mapped_column(JSON)
+    size: Mapped[int] = mapped_column(Integer)
+    sources: Mapped[int] = mapped_column(Integer)
+    growth: Mapped[int] = mapped_column(Integer)
+    narrative_id: Mapped[str | None] = mapped_column(String(200))
+    narrative_score: Mapped[float | None] = mapped_column(Float)
+    known_alert: Mapped[bool] = mapped_column(Boolean)
+    emerging: Mapped[bool] = mapped_column(Boolean)
+    emerging_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    merged_into: Mapped[int | None] = mapped_column(Integer)
+    merged_from: Mapped[list[int]] = mapped_column(JSON)
+    split_from: Mapped[int | None] = mapped_column(Integer)
+    promoted_to: Mapped[str | None] = mapped_column(String(200))
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StoryArticleRow(Base):
+    """An article the story update has seen: its story (if any) and the article standing for its copies."""
+
+    __tablename__ = "story_articles"
+
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(Integer)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StoryHistoryRow(Base):
+    """A story's size at the end of each hour it was updated in."""
+
+    __tablename__ = "story_history"
+
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"), primary_key=True, autoincrement=False)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    sources: Mapped[int] = mapped_column(Integer)
+
+
+class StoryLockRow(Base):
+    """One row, locked by each story update so that two never interleave (SQLite: one writer anyway)."""
+
+    __tablename__ = "story_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -241,6 +241,9 @@ def test_poll_once_matches_new_articles(config: Path, env: dict[str, str], feed_
     feed_server.route("/wire", Response(200, rss("one", "two"), {"Content-Type": RSS}))
     done = monitor("poll", "--once", env=env, config=config)
     assert "Matched 2 article(s)" in done.stdout
+    # Stories are updated after matching, from the leads it embedded (one outlet: no story).
+    said = " ".join(done.stdout.split())
+    assert "Stories updated" in said and "2 article(s) in the window (2 new), 0 live stories" in said
     again = monitor("poll", "--once", env=env, config=config)
     assert "Matched 0 article(s)" in again.stdout
 

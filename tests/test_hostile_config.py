@@ -125,6 +125,7 @@ TABLES = {
     "engine": {"visibility_timeout"},
     "digest.smtp": {"timeout"},
     "feeds.x": {"interval"},
+    "stories": {"window", "growth_window"},
 }
 
 

@@ -21,6 +21,7 @@ from monitor.cli.matching import match, matches, narratives_app, reembed
 from monitor.cli.serve import serve, slack_interactions
 from monitor.cli.shown import json_text, plain
 from monitor.cli.status import ops_server, status
+from monitor.cli.stories import describe_run, promote, stories_app
 from monitor.cli.support import Context, database, err, on_signals, out, settings_of, shown_url
 from monitor.cli.worker import dispatcher, worker
 from monitor.errors import ConfigError, MonitorError
@@ -45,6 +46,8 @@ app.add_typer(narratives_app, name="narratives")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(digest_app, name="digest")
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(stories_app, name="stories")
+narratives_app.command("promote")(promote)
 app.command()(match)
 app.command()(reembed)
 app.command()(matches)
@@ -90,7 +93,8 @@ def run(ctx: typer.Context) -> None:
         flow = Flow(settings, engine)
         pipeline = flow.pipeline
         remote = dispatcher(settings, pipeline.repo)  # celery engine: workers poll and match
-        periodic = _periodic_jobs(flow, remote.enqueue_match if remote else None)
+        periodic = _periodic_jobs(flow, remote.enqueue_match if remote else None,
+                                  remote.enqueue_stories if remote else None)
         scheduler = FeedScheduler(settings, pipeline, load=load_settings, periodic=periodic,
                                   poll=remote.enqueue_poll if remote else None)
         stop = threading.Event()
@@ -108,9 +112,10 @@ def run(ctx: typer.Context) -> None:
 
 
 def _periodic_jobs(
-    flow: Flow, match: Callable[[], object] | None = None
+    flow: Flow, match: Callable[[], object] | None = None, stories: Callable[[], object] | None = None
 ) -> list[tuple[str, Callable[[], object], float | BaseTrigger]]:
-    """The jobs `run` schedules besides polling: matching (or enqueueing it), alert delivery, the digest."""
+    """The jobs `run` schedules besides polling: matching and stories (or enqueueing them), alert
+    delivery, the digest."""
     from apscheduler.triggers.cron import CronTrigger
 
     from monitor.flow import make_deliverer, make_digest_service
@@ -120,8 +125,10 @@ def _periodic_jobs(
     hour, minute = settings.file.digest.time.split(":")
     at_digest_time = CronTrigger(hour=int(hour), minute=int(minute), timezone=settings.file.digest.timezone)
     match_job = match if match is not None else flow.stage.run_pending  # the model loads at start
+    story_job = stories if stories is not None else flow.stories
     return [
         ("match", match_job, settings.file.matching.embed_interval),
+        *([("stories", story_job, settings.file.stories.interval)] if settings.file.stories.enabled else []),
         ("deliver", make_deliverer(settings, flow.engine).deliver_due, settings.file.alerts.deliver_interval),
         ("digest", digest.catch_up, at_digest_time),
         # After a failure or downtime, yesterday's digest goes out as soon as it can.
@@ -156,6 +163,8 @@ def poll(
         done = Flow(settings, engine).poll_once(feeds, on_result=lambda _r: progress.advance(task))
     _print_poll_summary(done.polls)
     _print_match_summary(done.matched)
+    if done.stories is not None:
+        out.print(describe_run(done.stories))
     out.print(describe(done.delivered))
 
 

@@ -25,6 +25,7 @@ from monitor.config.sections import (
     SlackSection,
     SmtpSection,
     StorageSection,
+    StoriesSection,
 )
 from monitor.config.settings import (
     CONFIG_ENV,
@@ -38,9 +39,30 @@ from monitor.config.settings import (
 from monitor.config.values import Duration, Size, parse_duration, parse_size
 
 __all__ = [
-    "CONFIG_ENV", "DATABASE_ENV", "DEFAULT_ALERT_THRESHOLD", "DEFAULT_CONFIG", "DEFAULT_WATCH_THRESHOLD",
-    "MIN_INTERVAL", "AlertsSection", "ConfigFile", "DigestSection", "Duration", "EngineSection",
-    "FeedSection", "MatchingSection", "MonitorSection", "RouteSection", "Settings", "Size",
-    "SlackSection", "SmtpSection", "StorageSection", "config_path", "load_settings", "parse_config",
-    "parse_duration", "parse_size",
+    "CONFIG_ENV",
+    "DATABASE_ENV",
+    "DEFAULT_ALERT_THRESHOLD",
+    "DEFAULT_CONFIG",
+    "DEFAULT_WATCH_THRESHOLD",
+    "MIN_INTERVAL",
+    "AlertsSection",
+    "ConfigFile",
+    "DigestSection",
+    "Duration",
+    "EngineSection",
+    "FeedSection",
+    "MatchingSection",
+    "MonitorSection",
+    "RouteSection",
+    "Settings",
+    "Size",
+    "SlackSection",
+    "SmtpSection",
+    "StorageSection",
+    "StoriesSection",
+    "config_path",
+    "load_settings",
+    "parse_config",
+    "parse_duration",
+    "parse_size",
 ]

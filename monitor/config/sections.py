@@ -159,6 +159,25 @@ class DigestSection(_Strict):
         return name
 
 
+class StoriesSection(_Strict):
+    """Stories told by several outlets (monitor/stories): clustering, emerging bar, Slack post."""
+
+    enabled: bool = True  # `monitor run` and `poll --once` update stories
+    window: Duration = Field(48 * 3600.0, ge=MIN_INTERVAL, le=30 * 86400)  # articles published this recently
+    interval: Duration = Field(600.0, ge=10, le=86400)  # how often `monitor run` updates them
+    # Cosine of leads (the multilingual half of a dual vector) at which two articles tell one
+    # story, on average within a story; chosen with bench/stories.py.
+    similarity: float = Field(0.55, gt=0, lt=1)
+    min_outlets: int = Field(3, ge=2, le=1000)  # distinct outlets (copies collapsed) for a story
+    growth_window: Duration = Field(6 * 3600.0, ge=MIN_INTERVAL, le=7 * 86400)
+    min_growth: int = Field(3, ge=1, le=10_000)  # new independent sources within growth_window
+    carrier_tags: tuple[str, ...] = ()  # feed tags of outlets known to carry narratives
+    carrier_days: int = Field(30, ge=1, le=365)  # match history that makes an outlet a carrier
+    carrier_min_matches: int = Field(1, ge=1, le=100_000)
+    min_carrier_outlets: int = Field(1, ge=0, le=1000)  # carriers among the outlets of an emerging story
+    slack_channel: str = ""  # post each story that becomes emerging here, once ("" : no post)
+
+
 class StorageSection(_Strict):
     url: str | None = None
 
@@ -196,6 +215,7 @@ class ConfigFile(_Strict):
     alerts: AlertsSection = AlertsSection()
     digest: DigestSection = DigestSection()
     web: WebSection = WebSection()
+    stories: StoriesSection = StoriesSection()
     feeds: dict[Annotated[str, Field(pattern=_FEED_ID)], FeedSection] = {}
 
 

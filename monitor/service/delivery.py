@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from alerts.card import alert_card
-from alerts.message import SlackMessage, flood_summary, syndication_reply, test_message
+from alerts.message import SlackMessage, flood_summary, story_message, syndication_reply, test_message
 from alerts.retry import backoff_delay
 from alerts.slack import SlackError, SlackSender
 from monitor.types import AlertKind, AlertStatus, CardEntry, OutboxItem, utc_now
@@ -127,7 +127,16 @@ class Deliverer:
             return self._reply(item)
         if item.kind is AlertKind.SUMMARY:
             return self._summary(item)
+        if item.kind is AlertKind.STORY:
+            return self._story(item)
         return Built(test_message())
+
+    def _story(self, item: OutboxItem) -> Built | None:
+        story = self.outbox.story(item.story_id) if item.story_id is not None else None
+        if story is None:
+            self.outbox.settle(item.id, AlertStatus.FAILED, error="story not found")
+            return None
+        return Built(story_message(story))
 
     def _alert(self, item: OutboxItem) -> Built:
         """One message for the article's due alerts on this channel (claimed here), best first."""

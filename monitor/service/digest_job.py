@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from alerts.digest import render_digest
+from alerts.digest import inline_images, render_digest
 from alerts.digest_build import build_digest, period_of
 from alerts.mail import FileSender, MailError, MailSender, SmtpSender
 from monitor.config import DigestSection, Settings
@@ -67,10 +67,8 @@ class DigestService:
         return self._clock().astimezone(ZoneInfo(self.section.timezone)).date() - timedelta(days=1)
 
     def preview(self, day: date, out: Path) -> Path:
-        """Write the digest's HTML to `out` without sending or recording anything."""
-        message = self._render(day)
-        html = next(p for p in message.walk() if p.get_content_type() == "text/html")
-        out.write_text(str(html.get_content()), encoding="utf-8")
+        """Write the digest's HTML to `out` (its chart inline) without sending or recording anything."""
+        out.write_text(inline_images(self._render(day)), encoding="utf-8")
         return out
 
     def send(self, day: date, *, force: bool = False) -> DigestOutcome:
@@ -83,7 +81,7 @@ class DigestService:
         if not force and self.store.status(period.key) in _DONE:
             return DigestOutcome(period.key, ALREADY_SENT)
         digest = build_digest(self.store, period, self.section.top_articles)
-        if not digest.narratives and not self.section.send_empty:
+        if not digest.narratives and not digest.stories and not self.section.send_empty:
             self.store.record(period.key, DigestStatus.SKIPPED)
             return DigestOutcome(period.key, DigestStatus.SKIPPED)
         message = self._render(day, digest)

@@ -2,6 +2,7 @@
 
     monitor run (scheduler)  --poll task (queue fetch)-->   monitor worker: Pipeline.poll_feed
                              --match task (queue embed)-->  monitor worker: MatchStage.run_pending
+                             --stories task (queue embed)-> monitor worker: StoryUpdater.run
     monitor run delivers the outbox to Slack and sends the digest itself.
 
 Delivery guarantees come from the storage, not from the queue: a task is acknowledged only
@@ -39,6 +40,8 @@ log = logging.getLogger("monitor.service.workers")
 POLL_TASK = "monitor.poll_feed"
 MATCH_TASK = "monitor.match_pending"
 MATCH_LOCK = "monitor:match"
+STORIES_TASK = "monitor.update_stories"
+STORIES_LOCK = "monitor:stories"
 # A worker asks for matching at most this often: a pass takes every pending article, so one
 # request per poll would only queue passes with nothing left to do. Articles stored just
 # after a pass are picked up by the next request or by the periodic one (embed_interval).
@@ -54,7 +57,8 @@ def celery_app(engine: EngineSettings) -> Any:
         task_reject_on_worker_lost=True,
         # Reserve one task per thread, so a dead worker strands as few tasks as possible.
         worker_prefetch_multiplier=1,
-        task_routes={POLL_TASK: {"queue": FETCH_QUEUE}, MATCH_TASK: {"queue": EMBED_QUEUE}},
+        task_routes={POLL_TASK: {"queue": FETCH_QUEUE}, MATCH_TASK: {"queue": EMBED_QUEUE},
+                     STORIES_TASK: {"queue": EMBED_QUEUE}},
         task_default_queue=FETCH_QUEUE,
         task_ignore_result=True,  # outcomes live in the database; no result backend to run
         task_serializer="json",
@@ -123,6 +127,10 @@ class Dispatcher:
         """Ask a worker on queue embed to match what is pending (a no-op pass is cheap)."""
         send_match(self.app, self._match_expires)
 
+    def enqueue_stories(self) -> None:
+        """Ask a worker on queue embed to update the stories (every [stories] interval)."""
+        self.app.send_task(STORIES_TASK, queue=EMBED_QUEUE, expires=self._match_expires)
+
     def close(self) -> None:
         self.app.close()
 
@@ -150,7 +158,7 @@ class WorkerRuntime:
         self.settings = settings
         self.engine = engine
         self.app = app
-        self.locks = open_lock_engine(settings.database_url, concurrency + 1)  # + the match lock
+        self.locks = open_lock_engine(settings.database_url, concurrency + 2)  # + match and stories locks
         self.flow = Flow(settings, engine, sync_feeds=False)
         self._match_expires = match_expiry(settings.file.matching.embed_interval)
         self._last_trigger = -MATCH_TRIGGER_GAP
@@ -188,6 +196,14 @@ class WorkerRuntime:
             run = self.flow.match()
         return {"articles": run.articles, "new_matches": len(run.new_matches)}
 
+    def stories(self) -> dict[str, Any]:
+        """The stories task: one update at a time in the cluster (the database lock orders them too)."""
+        with try_lock(self.locks, STORIES_LOCK) as taken:
+            if not taken:
+                return {"skipped": True}
+            run = self.flow.stories()
+        return {"stories": run.stories if run else 0, "emerging": run.emerging if run else 0}
+
     def stage(self) -> MatchStage:
         """Built on first use under the match lock: a fetch-only worker never loads the model."""
         return self.flow.stage
@@ -200,6 +216,7 @@ class WorkerRuntime:
 def register_tasks(app: Any, runtime: WorkerRuntime) -> None:
     app.task(name=POLL_TASK)(runtime.poll)
     app.task(name=MATCH_TASK)(runtime.match)
+    app.task(name=STORIES_TASK)(runtime.stories)
 
 
 def run_worker(app: Any, queues: list[str], concurrency: int) -> int:

@@ -27,6 +27,7 @@ from monitor.types.digest import (
     DigestNarrative,
     DigestState,
     DigestStatus,
+    DigestStory,
     FailingFeed,
     MatchedArticle,
     OpsFigures,
@@ -68,6 +69,15 @@ from monitor.types.matching import (
     Scored,
     Tier,
 )
+from monitor.types.stories import (
+    MemberMatch,
+    StoredStory,
+    Story,
+    StoryFacts,
+    StoryPlan,
+    StoryState,
+    WindowArticle,
+)
 
 __all__ = [
     "Action",
@@ -92,6 +102,7 @@ __all__ = [
     "DigestNarrative",
     "DigestState",
     "DigestStatus",
+    "DigestStory",
     "FailingFeed",
     "Feed",
     "FeedReport",
@@ -109,6 +120,7 @@ __all__ = [
     "LearnedExample",
     "Match",
     "MatchedArticle",
+    "MemberMatch",
     "Mute",
     "Narrative",
     "OpsFigures",
@@ -122,6 +134,12 @@ __all__ = [
     "StoreOutcome",
     "StoredArticle",
     "StoredCopy",
+    "StoredStory",
+    "Story",
+    "StoryFacts",
+    "StoryPlan",
+    "StoryState",
     "Tier",
+    "WindowArticle",
     "utc_now",
 ]

@@ -20,6 +20,7 @@ class AlertKind(StrEnum):
     REPLY = "reply"  # the same story from another outlet: a threaded "also published by"
     SUMMARY = "summary"  # the alerts the flood guard held back, in one message
     TEST = "test"  # `monitor alerts test`
+    STORY = "story"  # a story crossed the emerging bar (monitor.stories)
 
 
 class AlertStatus(StrEnum):
@@ -68,6 +69,7 @@ class OutboxEntry:
     narrative_id: str | None = None
     parent_key: str | None = None  # replies: the alert they answer
     feed_id: str | None = None  # replies: the outlet that also published the story
+    story_id: int | None = None  # kind STORY: the emerging story
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ class OutboxItem:
     feed_id: str | None
     created_at: datetime
     ts: str | None = None
+    story_id: int | None = None
 
 
 @dataclass(frozen=True)

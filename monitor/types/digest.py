@@ -55,6 +55,21 @@ class FailingFeed:
 
 
 @dataclass(frozen=True)
+class DigestStory:
+    """A story that became emerging, for the digest's "Emerging stories" section."""
+
+    story_id: int
+    label: str
+    url: str | None  # the earliest member's article
+    size: int
+    outlets: tuple[str, ...]
+    growth: int  # new independent sources within the growth window, at the last update
+    languages: tuple[str, ...]
+    narrative_id: str | None  # the nearest narrative: a variant of it
+    still_emerging: bool
+
+
+@dataclass(frozen=True)
 class Digest:
     """Everything one digest email shows."""
 
@@ -74,6 +89,7 @@ class Digest:
         """Confirmed among labelled alerts this week (None when nothing was labelled)."""
         labelled = self.confirmed_week + self.false_alarms_week
         return self.confirmed_week / labelled if labelled else None
+    stories: tuple[DigestStory, ...] = ()  # emerging stories told during the period
 
 
 @dataclass(frozen=True)

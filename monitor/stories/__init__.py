@@ -1,0 +1,1 @@
+"""Stories: articles from several outlets telling one thing, found, followed and promoted."""
