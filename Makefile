@@ -30,8 +30,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check monitor storage alerts tests
 	$(BIN)/mypy
 
+# Three workers on two cores: much of the suite waits on subprocesses, servers and sockets.
+PYTEST_WORKERS ?= 3
 pytest: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

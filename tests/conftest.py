@@ -108,3 +108,10 @@ def default_embedder() -> object:
     embedder = SentenceTransformerEmbedder()
     embedder.embed(["warm up"], "query")
     return embedder
+
+
+# aiosmtpd logs each lost connection at INFO from its own thread, sometimes after pytest has
+# closed the capture stream it wrote to ("I/O operation on closed file"): keep it to warnings.
+import logging  # noqa: E402
+
+logging.getLogger("mail.log").setLevel(logging.WARNING)
