@@ -17,7 +17,8 @@ narrative; hard negatives alerting; news alerting per language; a sweep of the m
 route's alert z (the CrossCalibration constants), train and dev side by side; recall at
 precision 0.9 per article language (bench/language_precision.py); the seed case of issue 14
 (in English, Russian and Ukrainian) and a Russian and a Ukrainian weather report against the
-starter narratives; and the embedding cost of the pair against MiniLM alone. Vectors are cached per model under bench/.cache.
+starter narratives; and the embedding cost of the pair against MiniLM alone. Vectors are
+cached per model under bench/.cache.
 """
 
 from __future__ import annotations
