@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.matching.multilingual import USE_MODEL, UseEmbedder
+from monitor.matching.multilingual import UseEmbedder
 
 Vectors = NDArray[np.float32]
 Pairs = tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]
@@ -31,7 +31,7 @@ def clustering_view(vectors: Vectors, model_id: str) -> Vectors:
     and keep a Russian retelling away from the English one (bench/stories.py measures both).
     """
     view = vectors
-    if model_id.endswith("+" + USE_MODEL) and vectors.shape[1] > UseEmbedder.dimension:
+    if model_id.endswith("+" + UseEmbedder.model_id) and vectors.shape[1] > UseEmbedder.dimension:
         view = vectors[:, -UseEmbedder.dimension :]
     view = np.ascontiguousarray(view, dtype=np.float32)
     norms = np.linalg.norm(view, axis=1, keepdims=True)
