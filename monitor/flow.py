@@ -7,9 +7,10 @@
                 store matches with their alert intents in one transaction
     deliver     service.delivery.Deliverer: the outbox to Slack, each message once
     digest      service.digest_job.DigestService: yesterday's matches by email, once a day
+    prune       service.retention.prune_now: old texts, matches and vectors go ([storage] retention)
 
 `monitor poll --once` runs `poll_once`; `monitor run` schedules `poll_feed` per feed and
-`match`, `deliver` and `digest` as periodic jobs; Celery workers run `poll_feed` and `match`
+`match`, `deliver`, `digest` and `prune` as periodic jobs; Celery workers run `poll_feed` and `match`
 as tasks. Each step is safe to run twice, so any of them may be retried or run by hand.
 """
 
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from monitor.config import Settings
-from monitor.types import Feed, PollResult
+from monitor.types import Feed, PollResult, PruneCounts
 from storage.repo import Repository
 
 if TYPE_CHECKING:  # heavy imports (torch, matplotlib, slack-sdk) wait until a step needs them
@@ -90,6 +91,12 @@ class Flow:
         """Step 3: send what is pending in the outbox now (waiting out Slack's pacing)."""
         deliverer = make_deliverer(self.settings, self.engine)
         return deliverer.flush() if timeout is None else deliverer.flush(timeout)
+
+    def prune(self) -> PruneCounts:
+        """Step 5: delete what retention lets go (`monitor storage prune`)."""
+        from monitor.service.retention import prune_now
+
+        return prune_now(self.settings, self.engine)
 
     def poll_once(
         self, feeds: Sequence[Feed], on_result: Callable[[PollResult], None] | None = None

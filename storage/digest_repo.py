@@ -63,6 +63,12 @@ class DigestStore:
                 for f in session.scalars(query)
             )
 
+    def periods(self) -> dict[str, DigestStatus]:
+        """How the last attempt of every period went (one short row a day)."""
+        with self._sessions() as session:
+            rows = session.execute(select(DigestRow.period, DigestRow.status))
+            return {period: DigestStatus(status) for period, status in rows}
+
     def status(self, period_key: str) -> DigestStatus | None:
         """How the period's last attempt went, or None if it was never attempted."""
         with self._sessions() as session:

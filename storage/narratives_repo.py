@@ -148,14 +148,17 @@ class MatchStore:
 
     # Articles and their passages
 
-    def articles_to_embed(self, model_id: str, limit: int) -> list[ArticleText]:
-        """Articles without passages for the model, duplicates left out, oldest first."""
+    def articles_to_embed(
+        self, model_id: str, limit: int, since: datetime | None = None
+    ) -> list[ArticleText]:
+        """Articles without passages for the model (fetched since `since`), no duplicates, oldest first."""
         embedded = select(ArticlePassageRow.idx).where(
             ArticlePassageRow.model_id == model_id, ArticlePassageRow.article_id == ArticleRow.id
         ).exists()
         query = (
             select(ArticleRow.id, ArticleRow.title, ArticleRow.text)
-            .where(ArticleRow.duplicate_of.is_(None), ~embedded)
+            .where(ArticleRow.duplicate_of.is_(None), ~embedded,
+                   ArticleRow.fetched_at >= since if since is not None else true())
             .order_by(ArticleRow.id)
             .limit(limit)
         )

@@ -163,7 +163,7 @@ class Repository:
                     now = self._clock()
                     stored = _store(session, article, now)
                     if copies is not None and stored.outcome is StoreOutcome.DUPLICATE:
-                        assert stored.duplicate_of is not None
+                        assert stored.duplicate_of is not None and stored.id is not None
                         copy = StoredCopy(stored.duplicate_of, stored.id, article.feed_id)
                         write_entries(session, copies(copy, SessionFacts(session), now))
                     return stored
@@ -192,6 +192,8 @@ class Repository:
 def _store(session: Session, article: Article, now: datetime) -> StoredArticle:
     source = session.get(ArticleSourceRow, (article.feed_id, article.guid_hash))
     if source is not None:
+        if source.article_id is None:  # pruned: seen before, not to be stored again
+            return StoredArticle(None, StoreOutcome.UNCHANGED)
         return _restore(session, source.article_id, article, now)
     if article.url is not None:
         same_url = session.scalar(select(ArticleRow.id).where(ArticleRow.url == article.url))
@@ -265,13 +267,14 @@ def _unchanged(session: Session, articles: Sequence[Article]) -> dict[tuple[str,
             query = (
                 select(ArticleSourceRow.guid_hash, ArticleRow.id, ArticleRow.feed_id,
                        ArticleRow.content_hash, ArticleRow.duplicate_of)
-                .join(ArticleRow, ArticleRow.id == ArticleSourceRow.article_id)
+                .outerjoin(ArticleRow, ArticleRow.id == ArticleSourceRow.article_id)
                 .where(ArticleSourceRow.feed_id == feed_id,
                        ArticleSourceRow.guid_hash.in_(hashes[start : start + _IN_CHUNK]))
             )
             for guid_hash, article_id, owner, stored_hash, duplicate_of in session.execute(query):
-                # As in _restore: another feed's article, or the same text, is left alone.
-                if owner != feed_id or stored_hash == by_hash[guid_hash].content_hash:
+                # As in _restore: another feed's article, or the same text, is left alone;
+                # so is an item whose article was pruned (no owner).
+                if owner is None or owner != feed_id or stored_hash == by_hash[guid_hash].content_hash:
                     found[(feed_id, guid_hash)] = StoredArticle(
                         article_id, StoreOutcome.UNCHANGED, duplicate_of=duplicate_of
                     )

@@ -79,6 +79,8 @@ class ArticleRow(Base):
         UniqueConstraint("url"),
         Index(None, "content_hash"),
         Index(None, "published_at"),
+        Index(None, "fetched_at"),  # pruning by age, the embedding window
+        Index(None, "duplicate_of"),  # copies of an article (replies, pruning)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -105,7 +107,8 @@ class ArticleSourceRow(Base):
 
     feed_id: Mapped[str] = mapped_column(ForeignKey("feeds.id"), primary_key=True)
     guid_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), index=True)
+    # NULL once the article was pruned: the key still says the feed delivered this item.
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"), index=True)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -189,6 +192,7 @@ class AlertRow(Base):
         Index(None, "status", "next_attempt_at"),
         Index(None, "narrative_id", "channel", "created_at"),
         Index(None, "article_id"),
+        Index(None, "parent_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -21,6 +21,7 @@ from monitor.cli.evaluate import eval_command
 from monitor.cli.matching import match, matches, narratives_app, reembed
 from monitor.cli.shown import json_text, plain
 from monitor.cli.status import ops_server, status
+from monitor.cli.storage import storage_app
 from monitor.cli.support import Context, database, err, log, out, settings_of, shown_url
 from monitor.cli.worker import dispatcher, worker
 from monitor.errors import ConfigError, MonitorError
@@ -44,6 +45,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(narratives_app, name="narratives")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(digest_app, name="digest")
+app.add_typer(storage_app, name="storage")
 app.command()(match)
 app.command()(reembed)
 app.command()(matches)
@@ -106,7 +108,7 @@ def run(ctx: typer.Context) -> None:
 def _periodic_jobs(
     flow: Flow, match: Callable[[], object] | None = None
 ) -> list[tuple[str, Callable[[], object], float | BaseTrigger]]:
-    """The jobs `run` schedules besides polling: matching (or enqueueing it), alert delivery, the digest."""
+    """The jobs `run` schedules besides polling: matching (or enqueueing it), delivery, digest, pruning."""
     from apscheduler.triggers.cron import CronTrigger
 
     from monitor.flow import make_deliverer, make_digest_service
@@ -122,6 +124,7 @@ def _periodic_jobs(
         ("digest", digest.catch_up, at_digest_time),
         # After a failure or downtime, yesterday's digest goes out as soon as it can.
         ("digest-retry", digest.catch_up, DIGEST_RETRY),
+        ("prune", flow.prune, settings.file.storage.prune_interval),
     ]
 
 

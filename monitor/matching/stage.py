@@ -66,8 +66,12 @@ class MatchStage:
         planner: AlertPlanner | None = None,
         flood: FloodRule = DEFAULT_FLOOD,
         fusion: Fusion = DEFAULT_FUSION,
+        embed_window: timedelta | None = None,
     ) -> None:
         self.fusion = fusion
+        # Only articles fetched this recently are embedded: older ones had their vectors
+        # pruned ([storage] vector_retention) and must not be embedded again.
+        self.embed_window = embed_window
         self.planner = planner
         self.flood = flood
         self.store = store
@@ -126,7 +130,8 @@ class MatchStage:
             scorer = self.scorer()
             articles = passages = 0
             new: list[Match] = []
-            while batch := self.store.articles_to_embed(self.embedder.model_id, self.batch_size):
+            since = self._clock() - self.embed_window if self.embed_window else None
+            while batch := self.store.articles_to_embed(self.embedder.model_id, self.batch_size, since):
                 embedded = scorer.embed_texts([(a.title, a.text) for a in batch])
                 ids = [a.id for a in batch]
                 new += self._save(scorer, ids, embedded, alert)
@@ -231,7 +236,15 @@ def build_stage(settings: Settings, engine: Engine) -> MatchStage:
         window_tokens=matching.passage_tokens, planner=planner,
         flood=FloodRule(alerts.flood_limit, timedelta(seconds=alerts.flood_window)),
         fusion=Fusion(matching.lexical_weight, matching.lexical_floor),
+        embed_window=vector_window(settings),
     )
+
+
+def vector_window(settings: Settings) -> timedelta | None:
+    """How long article vectors are kept (None: forever), so how far back articles are embedded."""
+    storage = settings.file.storage
+    seconds = storage.vector_retention or storage.retention
+    return timedelta(seconds=seconds) if seconds else None
 
 
 def router(section: AlertsSection) -> Router:

@@ -54,6 +54,7 @@ from monitor.types.matching import (
     Scored,
     Tier,
 )
+from monitor.types.storage import PruneCounts, PrunePlan
 
 __all__ = [
     "AlertContent",
@@ -89,6 +90,8 @@ __all__ = [
     "OutboxRules",
     "ParsedFeed",
     "PollResult",
+    "PruneCounts",
+    "PrunePlan",
     "Scored",
     "StoreOutcome",
     "StoredArticle",
