@@ -7,6 +7,7 @@ EXPLAIN on PostgreSQL) and printed when its plan reads a whole big table.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -14,8 +15,10 @@ from typing import Any
 from sqlalchemy import Engine, event
 
 BIG = ("articles", "article_sources", "matches", "alerts", "article_passages")
-# "SCAN articles" on SQLite (no index), "Seq Scan on articles" on PostgreSQL.
-_FULL = {"sqlite": re.compile(r"\bSCAN (\w+)(?! USING)"), "postgresql": re.compile(r"Seq Scan on (\w+)")}
+# SQLite: SCAN walks a whole table or index (SEARCH looks up a range). PostgreSQL: a Seq Scan,
+# or an index scan with no Index Cond under it, walks everything.
+_SQLITE_SCAN = re.compile(r"\bSCAN (\w+)")
+_PG_NODE = re.compile(r"(Seq Scan|Index Scan|Index Only Scan)(?: Backward)?(?: using \w+)? on (\w+)")
 
 
 def record(engine: Engine, operations: dict[str, Callable[[], object]]) -> dict[str, list[tuple[str, Any]]]:
@@ -52,8 +55,18 @@ def plan(engine: Engine, statement: str, parameters: Any) -> list[str]:
 
 
 def full_scans(engine: Engine, lines: list[str]) -> list[str]:
-    pattern = _FULL[engine.dialect.name]
-    return [m.group(1) for line in lines for m in [pattern.search(line)] if m and m.group(1) in BIG]
+    """The big tables the plan reads whole."""
+    if engine.dialect.name == "sqlite":
+        return [m.group(1) for line in lines if (m := _SQLITE_SCAN.search(line)) and m.group(1) in BIG]
+    found = []
+    for n, line in enumerate(lines):
+        node = _PG_NODE.search(line)
+        if node is None or node.group(2) not in BIG:
+            continue
+        details = list(itertools.takewhile(lambda d: "->" not in d, lines[n + 1:]))
+        if node.group(1) == "Seq Scan" or not any("Index Cond" in d for d in details):
+            found.append(node.group(2))
+    return found
 
 
 def explain(engine: Engine, operations: dict[str, Callable[[], object]]) -> None:

@@ -142,8 +142,10 @@ def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _finish(engine: Engine) -> None:
-    """Sequences past the ids written, and fresh planner statistics on PostgreSQL (autovacuum's job)."""
+    """Feeds' counts, sequences past the rows written, planner statistics (PostgreSQL: autovacuum's job)."""
     with engine.begin() as connection:
+        connection.execute(text("UPDATE feeds SET article_count = (SELECT count(*) FROM article_sources "
+                                "WHERE article_sources.feed_id = feeds.id)"))
         if engine.dialect.name == "postgresql":
             for table in ("articles", "matches", "alerts"):
                 connection.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

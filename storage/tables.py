@@ -70,6 +70,9 @@ class FeedRow(Base):
     consecutive_errors: Mapped[int] = mapped_column(Integer, default=0)
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Items the feed ever delivered (its article_sources rows), kept here so `feeds list` does
+    # not count a year of keys on every call.
+    article_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ArticleRow(Base):

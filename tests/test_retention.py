@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, func, insert, select
 
-from feedserver import FeedServer, Response
 from monitor.config import load_settings, parse_config
 from monitor.errors import ConfigError
 from monitor.ingest.dedup import content_hash, guid_hash
@@ -22,6 +21,8 @@ from storage.db import open_engine, upgrade
 from storage.narratives_repo import MatchStore
 from storage.repo import Repository
 from storage.tables import AlertRow, ArticlePassageRow, ArticleRow, ArticleSourceRow, DigestRow, MatchRow
+
+from feedserver import FeedServer, Response
 
 NOW = datetime.now(UTC)
 DAY = timedelta(days=1)
@@ -103,6 +104,8 @@ def test_prune_deletes_old_rows_and_keeps_what_is_needed(
     assert alerts == {"pending", "parent", "reply"}
     assert embedded == {ids["fresh"]}  # only articles within vector_retention (7 days) keep vectors
     assert len(keys) == len(ids) and sum(article is None for _hash, article in keys) == 2
+    # `feeds list` still counts every item the feed delivered.
+    assert Repository(engine).feed_reports([Feed("f", "https://f.example/feed")])[0].article_count == len(ids)
 
     done = monitor("poll", "--once", database_url=database_url, config=config)
     assert done.returncode == 0, done.stderr

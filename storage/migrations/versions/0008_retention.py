@@ -27,9 +27,15 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_articles_duplicate_of'), ['duplicate_of'], unique=False)
     with op.batch_alter_table('alerts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_alerts_parent_id'), ['parent_id'], unique=False)
+    with op.batch_alter_table('feeds', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('article_count', sa.Integer(), server_default='0', nullable=False))
+    op.execute(sa.text('UPDATE feeds SET article_count = (SELECT count(*) FROM article_sources '
+                       'WHERE article_sources.feed_id = feeds.id)'))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('feeds', schema=None) as batch_op:
+        batch_op.drop_column('article_count')
     with op.batch_alter_table('alerts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_alerts_parent_id'))
     with op.batch_alter_table('articles', schema=None) as batch_op:
