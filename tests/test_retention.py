@@ -156,3 +156,25 @@ def test_retention_keys_are_validated(storage: str, problem: str) -> None:
 def test_zero_keeps_everything() -> None:
     file = parse_config(b"[storage]\nretention = 0\nvector_retention = 0\n", Path("feeds.toml"))
     assert (file.storage.retention, file.storage.vector_retention) == (0, 0)
+
+
+def test_migration_keeps_keys_and_counts_them(database_url: str) -> None:
+    engine = open_engine(database_url)
+    upgrade(engine, "0004")
+    at = "2026-01-01 00:00:00"
+    with engine.begin() as connection:  # rows as 0004 knew them
+        connection.exec_driver_sql(
+            "INSERT INTO feeds (id, config_url, url, status, consecutive_errors, created_at) "
+            f"VALUES ('f', 'https://f.example/feed', 'https://f.example/feed', 'ok', 0, '{at}')")
+        for n in (1, 2):
+            connection.exec_driver_sql(
+                "INSERT INTO articles (id, feed_id, guid, guid_hash, title, text, published_at, fetched_at, "
+                f"content_hash) VALUES ({n}, 'f', 'g{n}', 'h{n}', 'T', 'B', '{at}', '{at}', 'c{n}')")
+            connection.exec_driver_sql("INSERT INTO article_sources (feed_id, guid_hash, article_id, "
+                                       f"first_seen_at) VALUES ('f', 'h{n}', {n}, '{at}')")
+    upgrade(engine)
+    assert Repository(engine).feed_reports([Feed("f", "https://f.example/feed")])[0].article_count == 2
+    with engine.connect() as connection:
+        assert set(connection.execute(select(ArticleSourceRow.guid_hash, ArticleSourceRow.article_id))) == {
+            ("h1", 1), ("h2", 2)}
+    engine.dispose()
