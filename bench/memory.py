@@ -31,8 +31,11 @@ import numpy as np
 from feedserve import FeedFarm
 from sqlalchemy import delete, insert
 
-from monitor.matching.embedders import SentenceTransformerEmbedder
+from monitor.config import MatchingSection
+from monitor.matching.embedders import Embedder
+from monitor.matching.multilingual import UseEmbedder
 from monitor.matching.scoring import narrative_texts
+from monitor.matching.stage import make_embedder
 from monitor.types import Narrative
 from storage.db import open_engine, upgrade
 from storage.narratives_repo import MatchStore, _narrative_fields
@@ -41,6 +44,17 @@ from storage.tables import NarrativeRow, NarrativeVectorRow
 TARGET_BYTES = 1.5 * 2**30
 CHUNK = 5_000  # narratives per transaction while building the database
 MONITOR = Path(sys.executable).with_name("monitor")
+
+
+def default_embedder() -> Embedder:
+    """The embedder of the default configuration (with the multilingual route since issue #14)."""
+    m = MatchingSection()
+    return make_embedder(m.model, m.query_prompt, m.passage_prompt, m.multilingual_model)
+
+
+def default_dimension() -> int:
+    """Its vectors' width: all-MiniLM-L6-v2's 384, plus 512 of the multilingual encoder when paired."""
+    return 384 + (UseEmbedder.dimension if MatchingSection().multilingual_model else 0)
 
 
 def build_database(path: Path, narratives: int, rows: int, dimension: int) -> str:
@@ -53,7 +67,7 @@ def build_database(path: Path, narratives: int, rows: int, dimension: int) -> st
     engine = open_engine(url)
     upgrade(engine)
     store = MatchStore(engine)
-    model_id = SentenceTransformerEmbedder().model_id  # no model load: the id is its name
+    model_id = default_embedder().model_id  # no model load: the id is the models' names
     if store.narratives_version()[0] == narratives and store.narratives_missing_vectors(model_id) == []:
         print(f"reusing {path} ({narratives:,} narratives with vectors)")
         return url
@@ -237,7 +251,7 @@ def main() -> None:
     database = args.workdir / f"monitor-{args.narratives}x{args.rows}.db"
     if database.exists():
         _reset_articles(database)
-    url = build_database(database, args.narratives, args.rows, 384)
+    url = build_database(database, args.narratives, args.rows, default_dimension())
     with FeedFarm(args.feeds, args.items, args.profile, hosts=args.feeds) as farm:
         config = write_config(args.workdir, farm.urls)
         run_monitor(args, config, url)
