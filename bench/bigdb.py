@@ -36,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
-from bigdb_explain import explain
+from bigdb_explain import before_after, explain
 from bigdb_fill import fill
 from sqlalchemy import create_engine, text
 
@@ -270,6 +270,7 @@ def main() -> None:
             warm(empty)
             if args.explain:
                 explain(full.engine, _in_process(full, args.new_feeds))
+                before_after(full.engine)
             load = os.getloadavg()[0]
             ok &= report(kind, args.articles, measure(full, empty, args.repeat, args.new_feeds), load)
             full.engine.dispose()

@@ -10,9 +10,10 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event, text
 
 BIG = ("articles", "article_sources", "matches", "alerts", "article_passages")
 # SQLite: SCAN walks a whole table or index (SEARCH looks up a range). PostgreSQL: a Seq Scan,
@@ -80,3 +81,44 @@ def explain(engine: Engine, operations: dict[str, Callable[[], object]]) -> None
             print("    " + " ".join(statement.split())[:400])
             for line in lines:
                 print("      " + line)
+
+
+# The queries migration 0008 gave an index (index, query): their plans without it and with it.
+FIXED = (
+    ("ix_articles_fetched_at", "SELECT articles.id FROM articles WHERE articles.duplicate_of IS NULL "
+     "AND articles.fetched_at >= :since AND NOT (EXISTS (SELECT 1 FROM article_passages WHERE "
+     "article_passages.article_id = articles.id)) ORDER BY articles.fetched_at, articles.id LIMIT 64"),
+    ("ix_articles_duplicate_of", "SELECT articles.id, articles.feed_id FROM articles "
+     "WHERE articles.duplicate_of = 4242"),
+    ("ix_alerts_parent_id", "SELECT alerts.id FROM alerts WHERE alerts.parent_id = 42 ORDER BY alerts.id"),
+)
+# `feeds list` counted every key of every feed; now it reads each feed's count.
+COUNTED = ("SELECT article_sources.feed_id, count(*) FROM article_sources GROUP BY article_sources.feed_id",
+           "SELECT feeds.id, feeds.article_count FROM feeds")
+
+
+def before_after(engine: Engine) -> None:
+    """Each fixed query's plan without its index (dropped in a transaction rolled back) and with it."""
+    since = datetime.now(UTC) - timedelta(days=7)
+    bound = since.strftime("%Y-%m-%d %H:%M:%S.%f") if engine.dialect.name == "sqlite" else since
+    print(f"\nplans fixed by migration 0008 ({engine.dialect.name}):")
+    for index, query in FIXED:
+        with engine.connect() as connection:
+            transaction = connection.begin()
+            connection.execute(text(f"DROP INDEX {index}"))
+            before = _plan(connection, query, bound)
+            transaction.rollback()
+        with engine.connect() as connection:
+            after = _plan(connection, query, bound)
+        print(f"  {index}: {query}\n    before: " + "\n            ".join(before)
+              + "\n    after:  " + "\n            ".join(after))
+    with engine.connect() as connection:
+        old, new = (_plan(connection, query, bound) for query in COUNTED)
+    print(f"  feeds list: {COUNTED[0]}\n    before: " + "\n            ".join(old)
+          + f"\n  now: {COUNTED[1]}\n    after:  " + "\n            ".join(new))
+
+
+def _plan(connection: Connection, query: str, since: object) -> list[str]:
+    prefix = "EXPLAIN QUERY PLAN " if connection.dialect.name == "sqlite" else "EXPLAIN "
+    rows = connection.execute(text(prefix + query), {"since": since} if ":since" in query else {})
+    return [str(row[-1]) for row in rows]

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -83,7 +84,10 @@ class ArticleRow(Base):
         Index(None, "content_hash"),
         Index(None, "published_at"),
         Index(None, "fetched_at"),  # pruning by age, the embedding window
-        Index(None, "duplicate_of"),  # copies of an article (replies, pruning)
+        # Copies of an article (replies, pruning). Partial: only copies are in it, so it stays
+        # small and the planner never walks it for "duplicate_of IS NULL" (all originals).
+        Index(None, "duplicate_of", sqlite_where=text("duplicate_of IS NOT NULL"),
+              postgresql_where=text("duplicate_of IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -24,7 +24,10 @@ def upgrade() -> None:
         batch_op.alter_column('article_id', existing_type=sa.Integer(), nullable=True)
     with op.batch_alter_table('articles', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_articles_fetched_at'), ['fetched_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_articles_duplicate_of'), ['duplicate_of'], unique=False)
+        # Partial: only copies, so "duplicate_of IS NULL" (the originals) is never read through it.
+        batch_op.create_index(batch_op.f('ix_articles_duplicate_of'), ['duplicate_of'], unique=False,
+                              sqlite_where=sa.text('duplicate_of IS NOT NULL'),
+                              postgresql_where=sa.text('duplicate_of IS NOT NULL'))
     with op.batch_alter_table('alerts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_alerts_parent_id'), ['parent_id'], unique=False)
     with op.batch_alter_table('feeds', schema=None) as batch_op:
