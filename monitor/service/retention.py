@@ -48,15 +48,13 @@ def prune_plan(settings: Settings, digests: Mapping[str, DigestStatus], now: dat
 
 
 def digest_needs(digests: Mapping[str, DigestStatus], timezone: str) -> datetime | None:
-    """From when on articles are read by digests not sent yet; None when no digest was ever tried.
+    """From when on articles are read by digests that failed and were not sent since; None: none.
 
-    Those are the days after the last one sent (or skipped) and any day that failed.
+    The next digest the scheduler sends (yesterday's) reads 8 days back, within the shortest
+    retention allowed; a failed day waits, however old, for `monitor digest send --date`.
     """
-    done = [date.fromisoformat(key) for key, status in digests.items() if status in _DONE]
-    days = [date.fromisoformat(key) for key, status in digests.items() if status not in _DONE]
-    if done:
-        days.append(max(done) + timedelta(days=1))
-    return reads_from(min(days), timezone) if days else None
+    failed = [date.fromisoformat(key) for key, status in digests.items() if status not in _DONE]
+    return reads_from(min(failed), timezone) if failed else None
 
 
 def prune_now(settings: Settings, engine: Engine, clock: Callable[[], datetime] = utc_now) -> PruneCounts:

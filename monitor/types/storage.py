@@ -12,7 +12,7 @@ class PrunePlan:
 
     Articles fetched before `texts_before` go with their matches and vectors, and passage
     vectors of articles fetched before `vectors_before`, except what is still needed: articles
-    published at or after `keep_published_since` (digest days not yet sent, the backfill
+    published at or after `keep_published_since` (digest days that failed, the backfill
     window), articles an alert row refers to, the article of each narrative's first match;
     vectors of articles published at or after `backfill_since` or alerted on at or after
     `keep_alerted_since`. Settled alerts
