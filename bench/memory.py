@@ -46,15 +46,20 @@ CHUNK = 5_000  # narratives per transaction while building the database
 MONITOR = Path(sys.executable).with_name("monitor")
 
 
+# The default configuration pairs the multilingual encoder with the model (issue #14);
+# --no-multilingual measures `multilingual_model = ""`.
+MULTILINGUAL = [MatchingSection().multilingual_model]
+
+
 def default_embedder() -> Embedder:
-    """The embedder of the default configuration (with the multilingual route since issue #14)."""
+    """The embedder of the configuration measured."""
     m = MatchingSection()
-    return make_embedder(m.model, m.query_prompt, m.passage_prompt, m.multilingual_model)
+    return make_embedder(m.model, m.query_prompt, m.passage_prompt, MULTILINGUAL[0])
 
 
 def default_dimension() -> int:
     """Its vectors' width: all-MiniLM-L6-v2's 384, plus 512 of the multilingual encoder when paired."""
-    return 384 + (UseEmbedder.dimension if MatchingSection().multilingual_model else 0)
+    return 384 + (UseEmbedder.dimension if MULTILINGUAL[0] else 0)
 
 
 def build_database(path: Path, narratives: int, rows: int, dimension: int) -> str:
@@ -105,7 +110,7 @@ def _narrative(i: int, rows: int) -> Narrative:
 def write_config(workdir: Path, urls: list[str]) -> Path:
     """feeds.toml: every feed on its own loopback port, polled once in the run (interval 1 h)."""
     lines = ["[monitor]", 'poll_interval = "1h"', 'log_level = "info"', "", "[matching]",
-             "starter_narratives = false", ""]
+             "starter_narratives = false", f'multilingual_model = "{MULTILINGUAL[0]}"', ""]
     for i, url in enumerate(urls):
         lines += [f"[feeds.bench-{i:04d}]", f'url = "{url}"', ""]
     path = workdir / "feeds.toml"
@@ -241,6 +246,8 @@ def main() -> None:
                         help="summary: 30-120 words an item; full: whole articles (slow to embed)")
     parser.add_argument("--narratives", type=int, default=100_000)
     parser.add_argument("--rows", type=int, default=1, help="vectors per narrative (title + examples)")
+    parser.add_argument("--no-multilingual", action="store_true",
+                        help='measure [matching] multilingual_model = "" (the model alone)')
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/narrative-monitor-bench-memory"))
     parser.add_argument("--timeout", type=float, default=1200, help="seconds before the run is stopped")
     args = parser.parse_args()
@@ -248,7 +255,9 @@ def main() -> None:
     print(f"memory benchmark: {platform.machine()}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}; {args.feeds} feeds x {args.items} {args.profile} item(s), "
           f"{args.narratives:,} narratives x {args.rows} row(s)")
-    database = args.workdir / f"monitor-{args.narratives}x{args.rows}.db"
+    if args.no_multilingual:
+        MULTILINGUAL[0] = ""
+    database = args.workdir / f"monitor-{args.narratives}x{args.rows}-{default_dimension()}.db"
     if database.exists():
         _reset_articles(database)
     url = build_database(database, args.narratives, args.rows, default_dimension())
