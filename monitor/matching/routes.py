@@ -125,8 +125,8 @@ class RoutedIndexes:
         ids = np.asarray(narrative_ids, dtype=object)
         return cls(
             rise=rise,
-            primary=NarrativeIndex.from_arrays(list(ids[english]), primary_half[english], thresholds),
-            foreign=NarrativeIndex.from_arrays(list(ids[~english]), multi_half[~english], thresholds,
+            primary=NarrativeIndex.from_arrays(list(ids[english]), _rows(primary_half, english), thresholds),
+            foreign=NarrativeIndex.from_arrays(list(ids[~english]), _rows(multi_half, ~english), thresholds,
                                                (scale[~english], offset[~english])),
             every=NarrativeIndex.from_arrays(list(ids), multi_half, thresholds, (scale, offset)),
         )
@@ -157,6 +157,11 @@ def _best_scores(
         block += offset[low : low + _ROW_BLOCK]
         np.maximum(best, block.max(axis=1), out=best)
     return best
+
+
+def _rows(vectors: Vectors, chosen: NDArray[np.bool_]) -> Vectors:
+    """The chosen rows; the array itself when that is all of them (100,000 rows are 146 MB a copy)."""
+    return vectors if bool(chosen.all()) else vectors[chosen]
 
 
 def split_halves(vectors: Vectors, parts: tuple[int, int]) -> tuple[Vectors, Vectors]:
