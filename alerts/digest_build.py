@@ -77,6 +77,11 @@ def period_of(day: date, timezone: str) -> Period:
     return Period(key=key, start=start, end=end, timezone=timezone, days=days)
 
 
+def reads_from(day: date, timezone: str) -> datetime:
+    """The earliest publication time the digest of `day` reads (its chart's week before it)."""
+    return period_of(day, timezone).start - timedelta(days=CHART_DAYS)
+
+
 def build_digest(source: DigestSource, period: Period, top: int = 5) -> Digest:
     """The digest of one period, from the stored matches."""
     week_start = period.start - timedelta(days=CHART_DAYS)

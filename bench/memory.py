@@ -29,18 +29,66 @@ from typing import Any
 
 import numpy as np
 from feedserve import FeedFarm
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, func, insert, select
 
-from monitor.matching.embedders import SentenceTransformerEmbedder
+from monitor.config import MatchingSection
+from monitor.matching.embedders import Embedder
+from monitor.matching.multilingual import UseEmbedder
 from monitor.matching.scoring import narrative_texts
+from monitor.matching.stage import make_embedder
 from monitor.types import Narrative
 from storage.db import open_engine, upgrade
 from storage.narratives_repo import MatchStore, _narrative_fields
-from storage.tables import NarrativeRow, NarrativeVectorRow
+from storage.tables import ArticlePassageRow, ArticleRow, FeedRow, NarrativeRow, NarrativeVectorRow
 
 TARGET_BYTES = 1.5 * 2**30
 CHUNK = 5_000  # narratives per transaction while building the database
 MONITOR = Path(sys.executable).with_name("monitor")
+
+
+# The default configuration pairs the multilingual encoder with the model (issue #14);
+# --no-multilingual measures `multilingual_model = ""`.
+MULTILINGUAL = [MatchingSection().multilingual_model]
+
+
+def default_embedder() -> Embedder:
+    """The embedder of the configuration measured."""
+    m = MatchingSection()
+    return make_embedder(m.model, m.query_prompt, m.passage_prompt, MULTILINGUAL[0])
+
+
+def default_dimension() -> int:
+    """Its vectors' width: all-MiniLM-L6-v2's 384, plus 512 of the multilingual encoder when paired."""
+    return 384 + (UseEmbedder.dimension if MULTILINGUAL[0] else 0)
+
+
+def add_history(url: str, passages: int, dimension: int) -> None:
+    """Stored articles with `passages` passage vectors, as a monitor that has run a while holds.
+
+    The matching stage samples up to 2,000 of them at start to calibrate the multilingual
+    route against 100,000 narratives: without them that step costs nothing and is not measured.
+    """
+    engine = open_engine(url)
+    model_id, now = default_embedder().model_id, datetime.now(UTC)
+    with engine.begin() as connection:
+        stored = connection.scalar(select(func.count()).select_from(ArticlePassageRow)) or 0
+        if stored >= passages:
+            return
+        connection.execute(insert(FeedRow), [{"id": "history", "config_url": "https://history.example/",
+                                              "url": "https://history.example/", "status": "ok",
+                                              "consecutive_errors": 0, "created_at": now}])
+        articles = -(-passages // 4)
+        connection.execute(insert(ArticleRow), [
+            {"id": 1 + i, "feed_id": "history", "guid": f"h{i}", "guid_hash": f"h{i}", "url": None,
+             "title": f"Earlier article {i}", "text": "Earlier text.", "language": "en",
+             "published_at": now, "fetched_at": now, "content_hash": f"h{i}"} for i in range(articles)])
+        vectors = np.random.default_rng(5).standard_normal((articles * 4, dimension), dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        connection.execute(insert(ArticlePassageRow), [
+            {"article_id": 1 + n // 4, "model_id": model_id, "idx": n % 4, "text": f"passage {n}",
+             "vector": vectors[n].tobytes()} for n in range(articles * 4)])
+    engine.dispose()
+    print(f"stored {articles * 4:,} earlier passages (the start-up calibration sample)")
 
 
 def build_database(path: Path, narratives: int, rows: int, dimension: int) -> str:
@@ -53,7 +101,7 @@ def build_database(path: Path, narratives: int, rows: int, dimension: int) -> st
     engine = open_engine(url)
     upgrade(engine)
     store = MatchStore(engine)
-    model_id = SentenceTransformerEmbedder().model_id  # no model load: the id is its name
+    model_id = default_embedder().model_id  # no model load: the id is the models' names
     if store.narratives_version()[0] == narratives and store.narratives_missing_vectors(model_id) == []:
         print(f"reusing {path} ({narratives:,} narratives with vectors)")
         return url
@@ -91,7 +139,7 @@ def _narrative(i: int, rows: int) -> Narrative:
 def write_config(workdir: Path, urls: list[str]) -> Path:
     """feeds.toml: every feed on its own loopback port, polled once in the run (interval 1 h)."""
     lines = ["[monitor]", 'poll_interval = "1h"', 'log_level = "info"', "", "[matching]",
-             "starter_narratives = false", ""]
+             "starter_narratives = false", f'multilingual_model = "{MULTILINGUAL[0]}"', ""]
     for i, url in enumerate(urls):
         lines += [f"[feeds.bench-{i:04d}]", f'url = "{url}"', ""]
     path = workdir / "feeds.toml"
@@ -227,6 +275,10 @@ def main() -> None:
                         help="summary: 30-120 words an item; full: whole articles (slow to embed)")
     parser.add_argument("--narratives", type=int, default=100_000)
     parser.add_argument("--rows", type=int, default=1, help="vectors per narrative (title + examples)")
+    parser.add_argument("--history", type=int, default=2000,
+                        help="passage vectors of earlier articles in the database (0: none)")
+    parser.add_argument("--no-multilingual", action="store_true",
+                        help='measure [matching] multilingual_model = "" (the model alone)')
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/narrative-monitor-bench-memory"))
     parser.add_argument("--timeout", type=float, default=1200, help="seconds before the run is stopped")
     args = parser.parse_args()
@@ -234,10 +286,14 @@ def main() -> None:
     print(f"memory benchmark: {platform.machine()}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}; {args.feeds} feeds x {args.items} {args.profile} item(s), "
           f"{args.narratives:,} narratives x {args.rows} row(s)")
-    database = args.workdir / f"monitor-{args.narratives}x{args.rows}.db"
+    if args.no_multilingual:
+        MULTILINGUAL[0] = ""
+    database = args.workdir / f"monitor-{args.narratives}x{args.rows}-{default_dimension()}.db"
     if database.exists():
         _reset_articles(database)
-    url = build_database(database, args.narratives, args.rows, 384)
+    url = build_database(database, args.narratives, args.rows, default_dimension())
+    if args.history:
+        add_history(url, args.history, default_dimension())
     with FeedFarm(args.feeds, args.items, args.profile, hosts=args.feeds) as farm:
         config = write_config(args.workdir, farm.urls)
         run_monitor(args, config, url)

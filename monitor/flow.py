@@ -9,10 +9,12 @@
                 clustered -> stories with stable ids, labels, emerging -> Slack posts in the outbox
     deliver     service.delivery.Deliverer: the outbox to Slack, each message once
     digest      service.digest_job.DigestService: yesterday's matches by email, once a day
+    prune       service.retention.prune_now: old texts, matches and vectors go ([storage] retention)
 
 `monitor poll --once` runs `poll_once`; `monitor run` schedules `poll_feed` per feed and
-`match`, `stories`, `deliver` and `digest` as periodic jobs; Celery workers run `poll_feed`,
-`match` and `stories` as tasks. Each step is safe to run twice, so any of them may be retried or run by hand.
+`match`, `stories`, `deliver`, `digest` and `prune` as periodic jobs; Celery workers run
+`poll_feed`, `match` and `stories` as tasks. Each step is safe to run twice, so any of them may be
+retried or run by hand.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from monitor.config import Settings
-from monitor.types import Feed, PollResult
+from monitor.types import Feed, PollResult, PruneCounts
 from storage.repo import Repository
 
 if TYPE_CHECKING:  # heavy imports (torch, matplotlib, slack-sdk) wait until a step needs them
@@ -105,6 +107,12 @@ class Flow:
         """Step 3: send what is pending in the outbox now (waiting out Slack's pacing)."""
         deliverer = make_deliverer(self.settings, self.engine)
         return deliverer.flush() if timeout is None else deliverer.flush(timeout)
+
+    def prune(self) -> PruneCounts:
+        """Step 5: delete what retention lets go (`monitor storage prune`)."""
+        from monitor.service.retention import prune_now
+
+        return prune_now(self.settings, self.engine)
 
     def poll_once(
         self, feeds: Sequence[Feed], on_result: Callable[[PollResult], None] | None = None

@@ -94,6 +94,12 @@ class DigestStore:
         """Stories that became emerging before `end` and were told on or after `start`."""
         return self._stories.emerged(start, end)
 
+    def periods(self) -> dict[str, DigestStatus]:
+        """How the last attempt of every period went (one short row a day)."""
+        with self._sessions() as session:
+            rows = session.execute(select(DigestRow.period, DigestRow.status))
+            return {period: DigestStatus(status) for period, status in rows}
+
     def status(self, period_key: str) -> DigestStatus | None:
         """How the period's last attempt went, or None if it was never attempted."""
         with self._sessions() as session:

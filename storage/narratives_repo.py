@@ -163,17 +163,20 @@ class MatchStore:
 
     # Articles and their passages
 
-    def articles_to_embed(self, model_id: str, limit: int) -> list[ArticleText]:
-        """Articles without passages for the model, duplicates left out, oldest first."""
+    def articles_to_embed(
+        self, model_id: str, limit: int, since: datetime | None = None
+    ) -> list[ArticleText]:
+        """Articles without passages for the model (fetched since `since`), no duplicates, oldest first."""
         embedded = select(ArticlePassageRow.idx).where(
             ArticlePassageRow.model_id == model_id, ArticlePassageRow.article_id == ArticleRow.id
         ).exists()
-        query = (
-            select(ArticleRow.id, ArticleRow.title, ArticleRow.text)
-            .where(ArticleRow.duplicate_of.is_(None), ~embedded)
-            .order_by(ArticleRow.id)
-            .limit(limit)
-        )
+        query = select(ArticleRow.id, ArticleRow.title, ArticleRow.text).where(
+            ArticleRow.duplicate_of.is_(None), ~embedded).order_by(ArticleRow.id).limit(limit)
+        if since is not None:
+            # In fetched order, so the plan reads the window through its index; in id order it
+            # walked the primary key from the first article ever stored, a year of them.
+            query = query.where(ArticleRow.fetched_at >= since).order_by(None).order_by(
+                ArticleRow.fetched_at, ArticleRow.id)
         with self.engine.connect() as connection:
             return [ArticleText(row[0], row[1], row[2]) for row in connection.execute(query)]
 

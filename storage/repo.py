@@ -121,8 +121,10 @@ class Repository:
                 with self._sessions.begin() as session:
                     batch = articles[start : start + self.batch]
                     unchanged = _unchanged(session, batch)
-                    stored += [unchanged.get((a.feed_id, a.guid_hash)) or self._store_one(session, a, copies)
-                               for a in batch]
+                    done = [unchanged.get((a.feed_id, a.guid_hash)) or self._store_one(session, a, copies)
+                            for a in batch]
+                    _count_sources(session, batch, done)
+                    stored += done
                     if start + self.batch >= len(articles):
                         _update_state(session, state)
         except SQLAlchemyError as exc:
@@ -144,10 +146,7 @@ class Repository:
         configured = {feed.id: feed for feed in feeds}
         with self._reads() as session:
             rows = {row.id: row for row in session.scalars(select(FeedRow))}
-            per_feed = select(ArticleSourceRow.feed_id, func.count()).group_by(
-                ArticleSourceRow.feed_id
-            )
-            counts = {feed_id: count for feed_id, count in session.execute(per_feed)}
+        counts = {row.id: row.article_count for row in rows.values()}
         reports = [_report(f.id, rows.get(f.id), f, counts.get(f.id, 0)) for f in feeds]
         removed = sorted(set(rows) - set(configured))
         return reports + [_report(i, rows[i], None, counts.get(i, 0)) for i in removed]
@@ -163,7 +162,7 @@ class Repository:
                     now = self._clock()
                     stored = _store(session, article, now)
                     if copies is not None and stored.outcome is StoreOutcome.DUPLICATE:
-                        assert stored.duplicate_of is not None
+                        assert stored.duplicate_of is not None and stored.id is not None
                         copy = StoredCopy(stored.duplicate_of, stored.id, article.feed_id)
                         write_entries(session, copies(copy, SessionFacts(session), now))
                     return stored
@@ -192,6 +191,8 @@ class Repository:
 def _store(session: Session, article: Article, now: datetime) -> StoredArticle:
     source = session.get(ArticleSourceRow, (article.feed_id, article.guid_hash))
     if source is not None:
+        if source.article_id is None:  # pruned: seen before, not to be stored again
+            return StoredArticle(None, StoreOutcome.UNCHANGED)
         return _restore(session, source.article_id, article, now)
     if article.url is not None:
         same_url = session.scalar(select(ArticleRow.id).where(ArticleRow.url == article.url))
@@ -265,17 +266,30 @@ def _unchanged(session: Session, articles: Sequence[Article]) -> dict[tuple[str,
             query = (
                 select(ArticleSourceRow.guid_hash, ArticleRow.id, ArticleRow.feed_id,
                        ArticleRow.content_hash, ArticleRow.duplicate_of)
-                .join(ArticleRow, ArticleRow.id == ArticleSourceRow.article_id)
+                .outerjoin(ArticleRow, ArticleRow.id == ArticleSourceRow.article_id)
                 .where(ArticleSourceRow.feed_id == feed_id,
                        ArticleSourceRow.guid_hash.in_(hashes[start : start + _IN_CHUNK]))
             )
             for guid_hash, article_id, owner, stored_hash, duplicate_of in session.execute(query):
-                # As in _restore: another feed's article, or the same text, is left alone.
-                if owner != feed_id or stored_hash == by_hash[guid_hash].content_hash:
+                # As in _restore: another feed's article, or the same text, is left alone;
+                # so is an item whose article was pruned (no owner).
+                if owner is None or owner != feed_id or stored_hash == by_hash[guid_hash].content_hash:
                     found[(feed_id, guid_hash)] = StoredArticle(
                         article_id, StoreOutcome.UNCHANGED, duplicate_of=duplicate_of
                     )
     return found
+
+
+def _count_sources(session: Session, articles: Sequence[Article], stored: Sequence[StoredArticle]) -> None:
+    """Add the (feed, guid) keys just written (new articles and copies) to their feeds' counts."""
+    added: dict[str, int] = {}
+    for article, outcome in zip(articles, stored, strict=True):
+        if outcome.outcome in (StoreOutcome.NEW, StoreOutcome.DUPLICATE):
+            added[article.feed_id] = added.get(article.feed_id, 0) + 1
+    for feed_id, count in added.items():
+        session.execute(update(FeedRow).where(FeedRow.id == feed_id)
+                        .values(article_count=FeedRow.article_count + count)
+                        .execution_options(synchronize_session=False))
 
 
 def _update_state(session: Session, state: FeedState) -> None:
@@ -296,7 +310,7 @@ def _update_state(session: Session, state: FeedState) -> None:
 def _new_feed_row(feed: Feed, now: datetime) -> FeedRow:
     return FeedRow(
         id=feed.id, config_url=feed.url, url=feed.url, name=feed.name,
-        status=FeedStatus.NEW.value, consecutive_errors=0, created_at=now,
+        status=FeedStatus.NEW.value, consecutive_errors=0, created_at=now, article_count=0,
     )
 
 

@@ -71,6 +71,9 @@ class FeedRow(Base):
     consecutive_errors: Mapped[int] = mapped_column(Integer, default=0)
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Items the feed ever delivered (its article_sources rows), kept here so `feeds list` does
+    # not count a year of keys on every call.
+    article_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ArticleRow(Base):
@@ -80,6 +83,11 @@ class ArticleRow(Base):
         UniqueConstraint("url"),
         Index(None, "content_hash"),
         Index(None, "published_at"),
+        Index(None, "fetched_at"),  # pruning by age, the embedding window
+        # Copies of an article (replies, pruning). Partial: only copies are in it, so it stays
+        # small and the planner never walks it for "duplicate_of IS NULL" (all originals).
+        Index(None, "duplicate_of", sqlite_where=text("duplicate_of IS NOT NULL"),
+              postgresql_where=text("duplicate_of IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -106,7 +114,8 @@ class ArticleSourceRow(Base):
 
     feed_id: Mapped[str] = mapped_column(ForeignKey("feeds.id"), primary_key=True)
     guid_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), index=True)
+    # NULL once the article was pruned: the key still says the feed delivered this item.
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"), index=True)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -190,6 +199,7 @@ class AlertRow(Base):
         Index(None, "status", "next_attempt_at"),
         Index(None, "narrative_id", "channel", "created_at"),
         Index(None, "article_id"),
+        Index(None, "parent_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -21,6 +21,7 @@ from monitor.cli.matching import match, matches, narratives_app, reembed
 from monitor.cli.serve import serve, slack_interactions
 from monitor.cli.shown import json_text, plain
 from monitor.cli.status import ops_server, status
+from monitor.cli.storage import storage_app
 from monitor.cli.stories import describe_run, promote, stories_app
 from monitor.cli.support import Context, database, err, on_signals, out, settings_of, shown_url
 from monitor.cli.worker import dispatcher, worker
@@ -48,6 +49,7 @@ app.add_typer(digest_app, name="digest")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(stories_app, name="stories")
 narratives_app.command("promote")(promote)
+app.add_typer(storage_app, name="storage")
 app.command()(match)
 app.command()(reembed)
 app.command()(matches)
@@ -115,7 +117,7 @@ def _periodic_jobs(
     flow: Flow, match: Callable[[], object] | None = None, stories: Callable[[], object] | None = None
 ) -> list[tuple[str, Callable[[], object], float | BaseTrigger]]:
     """The jobs `run` schedules besides polling: matching and stories (or enqueueing them), alert
-    delivery, the digest."""
+    delivery, the digest, pruning."""
     from apscheduler.triggers.cron import CronTrigger
 
     from monitor.flow import make_deliverer, make_digest_service
@@ -133,6 +135,7 @@ def _periodic_jobs(
         ("digest", digest.catch_up, at_digest_time),
         # After a failure or downtime, yesterday's digest goes out as soon as it can.
         ("digest-retry", digest.catch_up, DIGEST_RETRY),
+        ("prune", flow.prune, settings.file.storage.prune_interval),
     ]
 
 

@@ -178,8 +178,42 @@ class StoriesSection(_Strict):
     slack_channel: str = ""  # post each story that becomes emerging here, once ("" : no post)
 
 
+# Alerts, replies to copies and the stories window look back this far at article vectors
+# (alerts.outbox_rules.SYNDICATION_WINDOW, alerts.planner's max_age): vectors must outlive it.
+STORY_WINDOW = 2 * 86400.0
+# The digest of a day reads that day, the day before and the chart's week: texts must outlive it.
+MIN_RETENTION = 14 * 86400.0
+
+
 class StorageSection(_Strict):
     url: str | None = None
+    # Articles (texts), their matches and settled alerts older than this are pruned; 0 keeps them.
+    retention: Duration = Field(90 * 86400.0, ge=0, le=MAX_DURATION)
+    # Passage vectors are pruned sooner (~20 KB an article); 0 keeps them as long as the texts.
+    vector_retention: Duration = Field(7 * 86400.0, ge=0, le=MAX_DURATION)
+    prune_interval: Duration = Field(3600.0, ge=60, le=86400)  # how often `monitor run` prunes
+
+    @field_validator("retention")
+    @classmethod
+    def _digest_window(cls, seconds: float) -> float:
+        if 0 < seconds < MIN_RETENTION:
+            raise ValueError("must be 0 (keep forever) or at least 14 days: the digest reads the "
+                             "week before its day")
+        return seconds
+
+    @field_validator("vector_retention")
+    @classmethod
+    def _story_window(cls, seconds: float) -> float:
+        if 0 < seconds < STORY_WINDOW:
+            raise ValueError("must be 0 (as long as the texts) or at least 2 days: alerts and "
+                             "replies to copies compare with the last 48 hours")
+        return seconds
+
+    @model_validator(mode="after")
+    def _vectors_within_texts(self) -> StorageSection:
+        if self.retention and self.vector_retention > self.retention:
+            raise ValueError("vector_retention must not be longer than retention")
+        return self
 
 
 class EngineSection(_Strict):
@@ -217,5 +251,14 @@ class ConfigFile(_Strict):
     web: WebSection = WebSection()
     stories: StoriesSection = StoriesSection()
     feeds: dict[Annotated[str, Field(pattern=_FEED_ID)], FeedSection] = {}
+
+    @model_validator(mode="after")
+    def _vectors_cover_backfill(self) -> ConfigFile:
+        kept = self.storage.vector_retention or self.storage.retention
+        if kept and kept < self.matching.backfill_days * 86400:
+            raise ValueError(f"storage.vector_retention: must be at least matching.backfill_days "
+                             f"({self.matching.backfill_days} days): a new narrative is matched "
+                             "against the vectors of that many days")
+        return self
 
 

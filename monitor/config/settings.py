@@ -180,6 +180,8 @@ def _describe(error: Any) -> str:
     if len(loc) >= 2 and loc[0] == "feeds" and loc[-1] == "[key]":
         return f"feeds.{loc[1]}: feed id must be letters, digits, '_', '-' or '.'"
     message = str(error["msg"]).removeprefix("Value error, ")
+    if not loc:  # a rule across sections names its keys itself
+        return message
     if kind in _BOUNDS and loc[-1] in _DURATION_KEYS:
         bound, words = _BOUNDS[kind]
         message = f"must be {words} {describe_seconds(float(error['ctx'][bound]))}"

@@ -196,7 +196,7 @@ def _summarise(
         feed_id, url, FeedStatus.OK, http_status=http_status, new=count(StoreOutcome.NEW),
         updated=count(StoreOutcome.UPDATED), duplicates=count(StoreOutcome.DUPLICATE),
         unchanged=count(StoreOutcome.UNCHANGED), warning=warning,
-        new_article_ids=tuple(s.id for s in stored if s.outcome is StoreOutcome.NEW),
+        new_article_ids=tuple(s.id for s in stored if s.outcome is StoreOutcome.NEW and s.id is not None),
     )
 
 

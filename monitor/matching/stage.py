@@ -68,10 +68,14 @@ class MatchStage:
         flood: FloodRule = DEFAULT_FLOOD,
         fusion: Fusion = DEFAULT_FUSION,
         calibrated: Callable[[], float | None] | None = None,
+        embed_window: timedelta | None = None,
     ) -> None:
         self.fusion = fusion
         # The alert threshold `monitor calibrate --apply` stored over the configured one.
         self._calibrated = calibrated
+        # Only articles fetched this recently are embedded: older ones had their vectors
+        # pruned ([storage] vector_retention) and must not be embedded again.
+        self.embed_window = embed_window
         self.planner = planner
         self.flood = flood
         self.store = store
@@ -133,7 +137,8 @@ class MatchStage:
             scorer = self.scorer()
             articles = passages = 0
             new: list[Match] = []
-            while batch := self.store.articles_to_embed(self.embedder.model_id, self.batch_size):
+            since = self._clock() - self.embed_window if self.embed_window else None
+            while batch := self.store.articles_to_embed(self.embedder.model_id, self.batch_size, since):
                 embedded = scorer.embed_texts([(a.title, a.text) for a in batch])
                 ids = [a.id for a in batch]
                 new += self._save(scorer, ids, embedded, alert)
@@ -246,7 +251,15 @@ def build_stage(settings: Settings, engine: Engine) -> MatchStage:
         flood=FloodRule(alerts.flood_limit, timedelta(seconds=alerts.flood_window)),
         fusion=Fusion(matching.lexical_weight, matching.lexical_floor),
         calibrated=FeedbackStore(engine).calibrated_alert_threshold,
+        embed_window=vector_window(settings),
     )
+
+
+def vector_window(settings: Settings) -> timedelta | None:
+    """How long article vectors are kept (None: forever), so how far back articles are embedded."""
+    storage = settings.file.storage
+    seconds = storage.vector_retention or storage.retention
+    return timedelta(seconds=seconds) if seconds else None
 
 
 def router(section: AlertsSection) -> Router:

@@ -3,7 +3,8 @@
     monitor run (scheduler)  --poll task (queue fetch)-->   monitor worker: Pipeline.poll_feed
                              --match task (queue embed)-->  monitor worker: MatchStage.run_pending
                              --stories task (queue embed)-> monitor worker: StoryUpdater.run
-    monitor run delivers the outbox to Slack and sends the digest itself.
+    monitor run delivers the outbox to Slack, sends the digest and prunes old rows itself
+    ([storage] retention: monitor/service/retention.py); workers never prune.
 
 Delivery guarantees come from the storage, not from the queue: a task is acknowledged only
 when it is done (late acknowledgement), so a killed worker's tasks run again elsewhere, and

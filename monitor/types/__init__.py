@@ -69,6 +69,7 @@ from monitor.types.matching import (
     Scored,
     Tier,
 )
+from monitor.types.storage import PruneCounts, PrunePlan
 from monitor.types.stories import (
     MemberMatch,
     StoredStory,
@@ -130,6 +131,8 @@ __all__ = [
     "OutboxRules",
     "ParsedFeed",
     "PollResult",
+    "PruneCounts",
+    "PrunePlan",
     "Scored",
     "StoreOutcome",
     "StoredArticle",

@@ -125,7 +125,7 @@ class StoreOutcome(StrEnum):
 class StoredArticle:
     """An article as stored, with the outcome of storing it."""
 
-    id: int
+    id: int | None  # None: an item seen before whose article was pruned; only its key is left
     outcome: StoreOutcome
     duplicate_of: int | None = None
 
