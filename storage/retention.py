@@ -17,7 +17,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from monitor.types import AlertStatus, PruneCounts, PrunePlan
-from storage.tables import AlertRow, ArticlePassageRow, ArticleRow, ArticleSourceRow, MatchRow
+from storage.tables import (
+    AlertRow,
+    ArticlePassageRow,
+    ArticleRow,
+    ArticleSourceRow,
+    FeedbackLabelRow,
+    MatchRow,
+)
 
 log = logging.getLogger("storage.retention")
 
@@ -58,13 +65,17 @@ def _in_batches(engine: Engine, ids: Select[int], batch: int, step: Step) -> Pru
 
 
 def _old_alerts(before: datetime) -> Select[int]:
-    """Settled alerts created before `before` with no reply that stays; replies (newer) first."""
+    """Settled alerts created before `before` with no reply that stays; replies (newer) first.
+
+    Alerts analysts labelled stay with their articles: the labels are what `monitor calibrate`
+    and `monitor feedback export` learn from, and they name the alert."""
     reply = aliased(AlertRow)
     staying_reply = select(reply.id).where(
         reply.parent_id == AlertRow.id, (reply.created_at >= before) | reply.status.not_in(SETTLED)
     ).exists()
+    labelled = select(FeedbackLabelRow.id).where(FeedbackLabelRow.alert_id == AlertRow.id).exists()
     return (select(AlertRow.id)
-            .where(AlertRow.created_at < before, AlertRow.status.in_(SETTLED), ~staying_reply)
+            .where(AlertRow.created_at < before, AlertRow.status.in_(SETTLED), ~staying_reply, ~labelled)
             .order_by(AlertRow.id.desc()))
 
 

@@ -178,3 +178,33 @@ def test_migration_keeps_keys_and_counts_them(database_url: str) -> None:
         assert set(connection.execute(select(ArticleSourceRow.guid_hash, ArticleSourceRow.article_id))) == {
             ("h1", 1), ("h2", 2)}
     engine.dispose()
+
+
+def test_prune_keeps_alerts_analysts_labelled(database_url: str, tmp_path: Path) -> None:
+    """A label is what calibration learns from: its alert and article outlive `retention`."""
+    engine = open_engine(database_url)
+    upgrade(engine)
+    ids = _fill(engine)
+    with engine.connect() as connection:
+        sent = connection.scalar(select(AlertRow.id).where(AlertRow.key == "sent"))
+    config = tmp_path / "feeds.toml"
+    config.write_text('[matching]\nmodel = "hashing"\nmultilingual_model = ""\n')
+    done = monitor("feedback", "add", str(sent), "false-alarm", "--user", "ana",
+                   database_url=database_url, config=config)
+    assert done.returncode == 0, done.stderr
+
+    done = monitor("storage", "prune", "--json", database_url=database_url, config=config)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["alerts"] == 0  # without the label: 1 (the test above)
+    with engine.connect() as connection:
+        assert sent in set(connection.scalars(select(AlertRow.id)))
+        assert ids["sent"] in set(connection.scalars(select(ArticleRow.id)))
+    listed = monitor("feedback", "list", "--json", database_url=database_url, config=config)
+    assert [(row["alert_id"], row["label"]) for row in json.loads(listed.stdout)] == [(sent, "false_alarm")]
+    engine.dispose()
+
+
+def test_vector_retention_must_cover_the_stories_window() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(b'[storage]\nvector_retention = "8d"\n[stories]\nwindow = "10d"\n', Path("f.toml"))
+    assert "storage.vector_retention: must be at least stories.window" in str(caught.value)

@@ -259,6 +259,9 @@ class ConfigFile(_Strict):
             raise ValueError(f"storage.vector_retention: must be at least matching.backfill_days "
                              f"({self.matching.backfill_days} days): a new narrative is matched "
                              "against the vectors of that many days")
+        if kept and self.stories.enabled and kept < self.stories.window:
+            raise ValueError("storage.vector_retention: must be at least stories.window: the story "
+                             "update clusters the lead vectors of the whole window")
         return self
 
 
