@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from monitor.types import AlertStatus, PruneCounts, PrunePlan
+from monitor.types import AlertStatus, Label, PruneCounts, PrunePlan
 from storage.tables import (
     AlertRow,
     ArticlePassageRow,
@@ -115,11 +115,15 @@ def _embedded_articles(
     has_vectors = select(ArticlePassageRow.idx).where(ArticlePassageRow.article_id == ArticleRow.id).exists()
     alerted = select(AlertRow.id).where(
         AlertRow.article_id == ArticleRow.id, AlertRow.created_at >= keep_alerted_since).exists()
+    # A false alarm holds back articles with a near-identical lead at any time: its lead stays.
+    false_alarm = select(FeedbackLabelRow.id).where(
+        FeedbackLabelRow.article_id == ArticleRow.id, FeedbackLabelRow.ended_at.is_(None),
+        FeedbackLabelRow.label == Label.FALSE_ALARM.value).exists()
     # Older articles hold none (pruned before): start at the oldest that does, not at the first row.
     oldest = select(func.min(ArticlePassageRow.article_id)).scalar_subquery()
     return select(ArticleRow.id).where(
         ArticleRow.id >= oldest, ArticleRow.fetched_at < before, ArticleRow.published_at < backfill_since,
-        has_vectors, ~alerted).order_by(ArticleRow.id)
+        has_vectors, ~alerted, ~false_alarm).order_by(ArticleRow.id)
 
 
 def _drop_passages(connection: Connection, ids: Sequence[int]) -> PruneCounts:

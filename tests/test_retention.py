@@ -199,6 +199,8 @@ def test_prune_keeps_alerts_analysts_labelled(database_url: str, tmp_path: Path)
     with engine.connect() as connection:
         assert sent in set(connection.scalars(select(AlertRow.id)))
         assert ids["sent"] in set(connection.scalars(select(ArticleRow.id)))
+        # Its lead vector too: a false alarm holds back near-identical leads however old it is.
+        assert ids["sent"] in set(connection.scalars(select(ArticlePassageRow.article_id)))
     listed = monitor("feedback", "list", "--json", database_url=database_url, config=config)
     assert [(row["alert_id"], row["label"]) for row in json.loads(listed.stdout)] == [(sent, "false_alarm")]
     engine.dispose()
