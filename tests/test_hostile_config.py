@@ -126,21 +126,27 @@ TABLES = {
     "digest.smtp": {"timeout"},
     "feeds.x": {"interval"},
     "stories": {"window", "growth_window"},
+    "storage": {"retention", "vector_retention", "prune_interval"},
 }
+# Keys with a lower bound above a minute as well: what they say when a probe is below it.
+FLOORS = {"retention": "must be 0 (keep forever) or at least 14 days",
+          "vector_retention": "must be 0 (as long as the texts) or at least 2 days"}
 
 
 @pytest.mark.parametrize("key", sorted(_DURATION_KEYS))
 def test_every_duration_that_passes_fits_a_timedelta_and_a_trigger(tmp_path: Path, key: str) -> None:
     """Whatever bound each key has, the values it accepts are usable by `run`; the rest are refused."""
     table = next(t for t, keys in TABLES.items() if key in keys)
-    required = {"digest.smtp": 'host = "h"\n', "feeds.x": 'url = "http://127.0.0.1:1/"\n'}.get(table, "")
+    required = {"digest.smtp": 'host = "h"\n', "feeds.x": 'url = "http://127.0.0.1:1/"\n',
+                "storage": "retention = 0\n" if key != "retention" else ""}.get(table, "")
     path = tmp_path / "feeds.toml"
     for seconds in (60, 3600, 86400, 7 * 86400, int(MAX_DURATION), int(MAX_DURATION) + 1):
         path.write_text(f"[{table}]\n{required}{key} = {seconds}\n", encoding="utf-8")
         try:
             settings = load_settings(path)
         except ConfigError as exc:
-            assert any(f"{table}.{key}: must be at most" in p for p in exc.problems), exc.problems
+            refusals = (f"{table}.{key}: must be at most", f"{table}.{key}: {FLOORS.get(key, 'must be at most')}")
+            assert any(r in p for p in exc.problems for r in refusals), exc.problems
             continue
         for feed in settings.feeds():
             IntervalTrigger(seconds=feed.interval)
