@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -98,9 +99,15 @@ class Repository:
 
     def save_feed_state(self, state: FeedState) -> None:
         """Record the outcome of a poll that stored no articles (304, errors, 410)."""
+        self.save_feed_states([state])
+
+    def save_feed_states(self, states: Sequence[FeedState]) -> None:
+        """Record the outcomes of several such polls in one transaction (a round's 304s)."""
+        if not states:
+            return
         try:
             with self._sessions.begin() as session:
-                _update_state(session, state)
+                _update_states(session, states)
         except SQLAlchemyError as exc:
             raise write_error(exc, "save feed state") from exc
 
@@ -126,7 +133,7 @@ class Repository:
                     _count_sources(session, batch, done)
                     stored += done
                     if start + self.batch >= len(articles):
-                        _update_state(session, state)
+                        _update_states(session, [state])
         except SQLAlchemyError as exc:
             raise write_error(exc, "store articles") from exc
         return stored
@@ -292,18 +299,32 @@ def _count_sources(session: Session, articles: Sequence[Article], stored: Sequen
                         .execution_options(synchronize_session=False))
 
 
-def _update_state(session: Session, state: FeedState) -> None:
-    """Write the feed's polling state in one UPDATE, without loading the row first."""
-    statement = (
-        update(FeedRow).where(FeedRow.id == state.feed_id).values(
-            url=state.url, status=state.status.value, etag=state.etag,
-            last_modified=state.last_modified, last_success_at=state.last_success,
-            last_error=state.last_error, last_error_at=state.last_error_at,
-            consecutive_errors=state.consecutive_errors, next_poll_at=state.next_poll,
-        ).execution_options(synchronize_session=False)
-    )
-    if session.connection().execute(statement).rowcount == 0:
-        raise NotFoundError("feed", state.feed_id, operation="save feed state",
+# Built once: constructing and cache-keying an ORM UPDATE cost more than running it (~0.4 ms
+# of the ~1 ms a 304's state write took). The names differ from the columns' as SET requires.
+_FEEDS = cast(Table, FeedRow.__table__)  # a Core UPDATE: the ORM's would take executemany as bulk by key
+_STATE_UPDATE = update(_FEEDS).where(_FEEDS.c.id == bindparam("b_id")).values(
+    url=bindparam("b_url"), status=bindparam("b_status"), etag=bindparam("b_etag"),
+    last_modified=bindparam("b_last_modified"), last_success_at=bindparam("b_last_success"),
+    last_error=bindparam("b_last_error"), last_error_at=bindparam("b_last_error_at"),
+    consecutive_errors=bindparam("b_errors"), next_poll_at=bindparam("b_next_poll"),
+)
+
+
+def _update_states(session: Session, states: Sequence[FeedState]) -> None:
+    """Write feeds' polling states with one UPDATE statement (executemany), rows not loaded."""
+    params = [
+        {"b_id": s.feed_id, "b_url": s.url, "b_status": s.status.value, "b_etag": s.etag,
+         "b_last_modified": s.last_modified, "b_last_success": s.last_success,
+         "b_last_error": s.last_error, "b_last_error_at": s.last_error_at,
+         "b_errors": s.consecutive_errors, "b_next_poll": s.next_poll}
+        for s in states
+    ]
+    updated = session.connection().execute(_STATE_UPDATE, params).rowcount
+    # One feed's state written for a feed that is not stored is a caller's mistake. In a batch
+    # (rows over executemany are not countable on every driver) a feed removed meanwhile has
+    # nothing left to record, and must not undo the others' states.
+    if len(params) == 1 and updated == 0:
+        raise NotFoundError("feed", states[0].feed_id, operation="save feed state",
                             hint="sync the configuration first")
 
 

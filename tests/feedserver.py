@@ -66,6 +66,7 @@ class FeedServer:
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
+        self.connections = 0  # TCP connections accepted: fewer than requests when kept alive
         self._routes: dict[str, Route] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -161,6 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         with self.server.owner._lock:
             self.server.owner._connections.add(self.connection)
+            self.server.owner.connections += 1
 
     def finish(self) -> None:
         with self.server.owner._lock:

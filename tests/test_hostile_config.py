@@ -145,7 +145,8 @@ def test_every_duration_that_passes_fits_a_timedelta_and_a_trigger(tmp_path: Pat
         try:
             settings = load_settings(path)
         except ConfigError as exc:
-            refusals = (f"{table}.{key}: must be at most", f"{table}.{key}: {FLOORS.get(key, 'must be at most')}")
+            floor = FLOORS.get(key, "must be at most")
+            refusals = (f"{table}.{key}: must be at most", f"{table}.{key}: {floor}")
             assert any(r in p for p in exc.problems for r in refusals), exc.problems
             continue
         for feed in settings.feeds():
