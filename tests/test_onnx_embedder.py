@@ -1,0 +1,86 @@
+"""The int8 ONNX backend: offline export, its cache, closeness to torch, the setting."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.config import load_settings
+from monitor.errors import ConfigError
+from monitor.matching import onnx_embedder
+from monitor.matching.embedders import DEFAULT_MODEL, Embedder
+from monitor.matching.onnx_embedder import OnnxInt8Embedder
+from monitor.matching.stage import configured_embedder
+
+SENTENCES = [
+    "NATO is encircling Russia with military bases and plans to attack it.",
+    "The central bank kept interest rates unchanged on Tuesday.",
+    "Vaccines contain microchips that track the people who receive them.",
+    "Officials said the flood barriers held through the night.",
+]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> OnnxInt8Embedder:
+    """The default model exported once for this module, with HF_HUB_OFFLINE set."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    embedder = OnnxInt8Embedder(cache_dir=tmp_path_factory.mktemp("models"))
+    embedder.embed(["warm up"], "query")
+    return embedder
+
+
+def test_int8_vectors_are_close_to_torch(exported: OnnxInt8Embedder, default_embedder: Embedder) -> None:
+    assert exported.model_id == f"{DEFAULT_MODEL}@onnx-int8" != default_embedder.model_id
+    int8, reference = exported.embed(SENTENCES, "query"), default_embedder.embed(SENTENCES, "query")
+    assert int8.shape == (len(SENTENCES), 384) and int8.dtype == np.float32
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
+    assert (int8 * reference).sum(axis=1).min() > 0.99
+    # The ranking that matching relies on survives: each sentence is closest to itself.
+    assert (int8 @ reference.T).argmax(axis=1).tolist() == list(range(len(SENTENCES)))
+    long = " ".join(SENTENCES * 20)
+    assert exported.max_tokens == default_embedder.max_tokens
+    assert exported.count_tokens(long) == default_embedder.count_tokens(long)
+    assert exported.truncate(long, 50) == default_embedder.truncate(long, 50)
+
+
+def test_second_load_reads_the_cache_without_torch(
+    exported: OnnxInt8Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_export(*_: object) -> None:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(onnx_embedder, "export", no_export)
+    again = OnnxInt8Embedder(cache_dir=exported.cache_dir)
+    assert np.allclose(again.embed(SENTENCES, "query"), exported.embed(SENTENCES, "query"), atol=1e-6)
+    assert again.torch._model is None  # sentence-transformers was never loaded
+    assert [p.name for p in exported.cache_dir.iterdir()] == [exported.exported().name]
+
+
+def test_a_model_that_cannot_be_exported_runs_on_torch(
+    exported: OnnxInt8Embedder, default_embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unsupported(*_: object) -> list[str]:
+        raise RuntimeError("operator not supported")
+
+    monkeypatch.setattr(onnx_embedder, "_export_graph", unsupported)
+    fallback = OnnxInt8Embedder(cache_dir=tmp_path)
+    assert fallback.model_id == default_embedder.model_id
+    assert np.allclose(fallback.embed(SENTENCES, "query"), default_embedder.embed(SENTENCES, "query"),
+                       atol=1e-5)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
+
+
+def test_backend_setting(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text('[matching]\nbackend = "torch"\nmultilingual_model = ""\n', encoding="utf-8")
+    assert configured_embedder(load_settings(config)).model_id == DEFAULT_MODEL  # no model load
+    config.write_text('[matching]\nmultilingual_model = ""\n', encoding="utf-8")
+    default = configured_embedder(load_settings(config))
+    assert isinstance(default, OnnxInt8Embedder) and default.cache_dir == tmp_path / "data" / "models"
+    config.write_text('[matching]\nbackend = "tensorrt"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert caught.value.problems == ["matching.backend: Input should be 'onnx-int8' or 'torch'"]
