@@ -40,6 +40,9 @@ from pathlib import Path
 import numpy as np
 from feedserve import FeedFarm
 
+from monitor.config import MatchingSection
+from monitor.matching.onnx_embedder import BACKENDS
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 2.0  # poll --once at least twice as fast as the bare encode of its texts
 BARE = """
@@ -144,7 +147,7 @@ def _quality() -> None:
 
     dev = load_checkthat(CHECKTHAT, "dev")
     print("\n== quality: CheckThat! 2020 dev, 10,375 claims (the primary model alone)")
-    for backend in ("onnx-int8", "torch"):
+    for backend in BACKENDS:
         started = time.perf_counter()
         embedder = make_embedder(DEFAULTS.model, None, None, backend=backend)
         scorer = build_scorer(embedder, dev.narratives, Thresholds(DEFAULTS.alert_threshold,
@@ -178,7 +181,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--items", type=int, default=30, help="articles per feed")
     parser.add_argument("--rounds", type=int, default=2, help="poll and bare runs, alternated")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--backend", default="onnx-int8", choices=["onnx-int8", "torch"])
+    parser.add_argument("--backend", default=MatchingSection().backend, choices=BACKENDS)
     parser.add_argument("--cases", nargs="+", default=["summary", "flood"],
                         choices=["summary", "flood", "full"])
     parser.add_argument("--quality", action="store_true", help="also CheckThat! MAP@5 of both backends")

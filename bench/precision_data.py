@@ -101,7 +101,7 @@ def background_sample(texts: Sequence[EmbeddedText]) -> tuple[np.ndarray, list[s
 
 
 def cached_embedders(
-    model: str, folder: Path | None, backend: str = "onnx-int8"
+    model: str, folder: Path | None, backend: str = "onnx"
 ) -> tuple[CachedEmbedder, DualEmbedder]:
     """The primary model alone, and the pipeline's default pair of it and the multilingual model.
 

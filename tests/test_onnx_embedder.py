@@ -1,4 +1,4 @@
-"""The int8 ONNX backend: offline export, its cache, closeness to torch, the setting."""
+"""The ONNX backends: offline export, its cache, closeness to torch, the setting."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from monitor.config import load_settings
 from monitor.errors import ConfigError
 from monitor.matching import onnx_embedder
 from monitor.matching.embedders import DEFAULT_MODEL, Embedder
-from monitor.matching.onnx_embedder import OnnxInt8Embedder
+from monitor.matching.onnx_embedder import OnnxEmbedder
 from monitor.matching.stage import configured_embedder
 
 SENTENCES = [
@@ -24,22 +24,21 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> OnnxInt8Embedder:
-    """The default model exported once for this module, with HF_HUB_OFFLINE set."""
+def exported(tmp_path_factory: pytest.TempPathFactory) -> OnnxEmbedder:
+    """The default model exported (float32, the default backend) once for this module, offline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    embedder = OnnxInt8Embedder(cache_dir=tmp_path_factory.mktemp("models"))
+    embedder = OnnxEmbedder(cache_dir=tmp_path_factory.mktemp("models"), int8=False)
     embedder.embed(["warm up"], "query")
     return embedder
 
 
-def test_int8_vectors_are_close_to_torch(exported: OnnxInt8Embedder, default_embedder: Embedder) -> None:
-    assert exported.model_id == f"{DEFAULT_MODEL}@onnx-int8" != default_embedder.model_id
-    int8, reference = exported.embed(SENTENCES, "query"), default_embedder.embed(SENTENCES, "query")
-    assert int8.shape == (len(SENTENCES), 384) and int8.dtype == np.float32
-    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
-    assert (int8 * reference).sum(axis=1).min() > 0.99
-    # The ranking that matching relies on survives: each sentence is closest to itself.
-    assert (int8 @ reference.T).argmax(axis=1).tolist() == list(range(len(SENTENCES)))
+def test_float_vectors_equal_torch_and_keep_its_id(
+    exported: OnnxEmbedder, default_embedder: Embedder
+) -> None:
+    assert exported.model_id == default_embedder.model_id == DEFAULT_MODEL  # stored vectors stay valid
+    vectors, reference = exported.embed(SENTENCES, "query"), default_embedder.embed(SENTENCES, "query")
+    assert vectors.shape == (len(SENTENCES), 384) and vectors.dtype == np.float32
+    assert np.abs(vectors - reference).max() < 1e-4
     long = " ".join(SENTENCES * 20)
     assert exported.max_tokens == default_embedder.max_tokens
     assert exported.count_tokens(long) == default_embedder.count_tokens(long)
@@ -47,30 +46,40 @@ def test_int8_vectors_are_close_to_torch(exported: OnnxInt8Embedder, default_emb
 
 
 def test_second_load_reads_the_cache_without_torch(
-    exported: OnnxInt8Embedder, monkeypatch: pytest.MonkeyPatch
+    exported: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def no_export(*_: object) -> None:
         raise AssertionError("exported again")
 
     monkeypatch.setattr(onnx_embedder, "export", no_export)
-    again = OnnxInt8Embedder(cache_dir=exported.cache_dir)
+    again = OnnxEmbedder(cache_dir=exported.cache_dir, int8=False)
     assert np.allclose(again.embed(SENTENCES, "query"), exported.embed(SENTENCES, "query"), atol=1e-6)
     assert again.torch._model is None  # sentence-transformers was never loaded
     assert [p.name for p in exported.cache_dir.iterdir()] == [exported.exported().name]
 
 
 def test_a_model_that_cannot_be_exported_runs_on_torch(
-    exported: OnnxInt8Embedder, default_embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    exported: OnnxEmbedder, default_embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def unsupported(*_: object) -> list[str]:
         raise RuntimeError("operator not supported")
 
     monkeypatch.setattr(onnx_embedder, "_export_graph", unsupported)
-    fallback = OnnxInt8Embedder(cache_dir=tmp_path)
+    fallback = OnnxEmbedder(cache_dir=tmp_path)  # int8 would change the id: torch keeps its own
     assert fallback.model_id == default_embedder.model_id
     assert np.allclose(fallback.embed(SENTENCES, "query"), default_embedder.embed(SENTENCES, "query"),
                        atol=1e-5)
     assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
+
+
+def test_int8_vectors_are_close_to_torch(default_embedder: Embedder, tmp_path: Path) -> None:
+    int8 = OnnxEmbedder(cache_dir=tmp_path)
+    assert int8.model_id == f"{DEFAULT_MODEL}@onnx-int8"  # not the same vectors: a model change
+    vectors, reference = int8.embed(SENTENCES, "query"), default_embedder.embed(SENTENCES, "query")
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (vectors * reference).sum(axis=1).min() > 0.99
+    # The ranking that matching relies on survives: each sentence is closest to itself.
+    assert (vectors @ reference.T).argmax(axis=1).tolist() == list(range(len(SENTENCES)))
 
 
 def test_backend_setting(tmp_path: Path) -> None:
@@ -79,8 +88,9 @@ def test_backend_setting(tmp_path: Path) -> None:
     assert configured_embedder(load_settings(config)).model_id == DEFAULT_MODEL  # no model load
     config.write_text('[matching]\nmultilingual_model = ""\n', encoding="utf-8")
     default = configured_embedder(load_settings(config))
-    assert isinstance(default, OnnxInt8Embedder) and default.cache_dir == tmp_path / "data" / "models"
+    assert isinstance(default, OnnxEmbedder) and default.cache_dir == tmp_path / "data" / "models"
+    assert not default.int8
     config.write_text('[matching]\nbackend = "tensorrt"\n', encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
-    assert caught.value.problems == ["matching.backend: Input should be 'onnx-int8' or 'torch'"]
+    assert caught.value.problems == ["matching.backend: Input should be 'onnx', 'onnx-int8' or 'torch'"]

@@ -21,7 +21,7 @@ from monitor.matching.index import Thresholds
 from monitor.matching.languages import detect_each
 from monitor.matching.multilingual import USE_MODEL, DualEmbedder, UseEmbedder
 from monitor.matching.narrative_files import STARTER_NARRATIVES, read_narratives
-from monitor.matching.onnx_embedder import BACKENDS, OnnxInt8Embedder, default_cache_dir
+from monitor.matching.onnx_embedder import BACKENDS, OnnxEmbedder, default_cache_dir
 from monitor.matching.scoring import (
     DEFAULT_FUSION,
     EmbeddedText,
@@ -198,21 +198,21 @@ def _match(article_id: int, score: TextScore) -> Match:
 
 def make_embedder(
     model: str, query_prompt: str | None, passage_prompt: str | None, multilingual: str = "",
-    *, backend: str = "onnx-int8", cache_dir: Path | None = None,
+    *, backend: str = "onnx", cache_dir: Path | None = None,
 ) -> Embedder:
     """The configured model, paired with the multilingual one when `multilingual` names it.
 
     "hashing" is the model-free lexical embedder for tests and smoke runs; it is never paired.
-    With backend "onnx-int8" the model's int8 export is cached in `cache_dir` (by default the
-    user's cache folder: the CLI passes data_dir/models).
+    With an ONNX backend ("onnx-int8", "onnx") the model's export is cached in `cache_dir` (by
+    default the user's cache folder: the CLI passes data_dir/models).
     """
     if model == "hashing":
         return HashingEmbedder()
     primary: Embedder
-    if backend == "onnx-int8":
+    if backend in ("onnx-int8", "onnx"):
         folder = cache_dir if cache_dir is not None else default_cache_dir()
-        primary = OnnxInt8Embedder(model, cache_dir=folder, query_prompt=query_prompt,
-                                   passage_prompt=passage_prompt)
+        primary = OnnxEmbedder(model, cache_dir=folder, int8=backend == "onnx-int8",
+                               query_prompt=query_prompt, passage_prompt=passage_prompt)
     elif backend == "torch":
         primary = SentenceTransformerEmbedder(model, query_prompt=query_prompt, passage_prompt=passage_prompt)
     else:
