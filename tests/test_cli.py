@@ -261,7 +261,7 @@ def test_default_install_alerts_on_a_starter_narrative(tmp_path: Path, feed_serv
     config.write_text(f'[feeds.news]\nurl = "{feed_server.url("/news")}"\n', encoding="utf-8")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}, "HF_HUB_OFFLINE": "1",
            "MONITOR_DATABASE_URL": f"sqlite:///{tmp_path / 'monitor.db'}"}
-    # The first use of the default int8 backend exports the model into data_dir (seconds; more under load).
+    # The first use of the default ONNX backend exports the model into data_dir (seconds; more under load).
     polled = monitor("poll", "--once", env=env, config=config, timeout=300)
     assert "Matched 2 article(s)" in polled.stdout, polled.stderr
     # No Slack token or webhook: the alert goes to the console sink, with the same content.
