@@ -10,16 +10,17 @@ match names its evidence sentence), times:
 - `monitor --config feeds.toml poll --once` as a subprocess: imports, the migrations check,
   the model load, fetch, parse, store, embed, match, evidence, deliver (console sink). The
   database was created and its starter narratives embedded by an earlier `poll --once` on no
-  feeds (the state of any deployed monitor; with the int8 backend, that run also exported the
+  feeds (the state of any deployed monitor; with an ONNX backend, that run also exported the
   model into data_dir/models: printed apart, as a one-time cost);
 - a subprocess that imports sentence-transformers, loads the model as shipped (torch) and
   encodes exactly the passage texts the pipeline stored, batch 32, as the pipeline embeds.
 
 Rounds alternate the two, each poll on a fresh copy of the prepared database, so both see the
 same machine load; the ratio of medians is printed against the target (poll --once >= 2x
-the bare encode: bare seconds / poll seconds), with CPU seconds of each. `--backend torch`
-measures the pipeline on torch instead. `--quality` also prints CheckThat! 2020 dev MAP@5 of
-the int8 and torch backends side by side (the 10,375 claims embedded by each: minutes).
+the bare encode: bare seconds / poll seconds), with CPU seconds of each. `--backend` picks the
+pipeline's backend (default: the configured default, float32 ONNX). `--quality` also prints
+CheckThat! 2020 dev MAP@5 of every backend side by side (the 10,375 claims embedded by each:
+minutes on ONNX, much longer on torch).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def _case(profile: str, args: argparse.Namespace, env: dict[str, str], tmp: Path
 
 
 def _quality() -> None:
-    """CheckThat! 2020 dev MAP@5, int8 beside torch, as bench/eval_thresholds.py scores it."""
+    """CheckThat! 2020 dev MAP@5 of each backend, as bench/eval_thresholds.py scores it."""
     from eval_thresholds import CHECKTHAT, DEFAULTS
 
     from monitor.matching.evaluation import build_scorer, evaluate, load_checkthat
@@ -184,7 +185,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--backend", default=MatchingSection().backend, choices=BACKENDS)
     parser.add_argument("--cases", nargs="+", default=["summary", "flood"],
                         choices=["summary", "flood", "full"])
-    parser.add_argument("--quality", action="store_true", help="also CheckThat! MAP@5 of both backends")
+    parser.add_argument("--quality", action="store_true", help="also CheckThat! MAP@5 of every backend")
     return parser.parse_args()
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from monitor.config import load_settings
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, ModelError
 from monitor.matching import onnx_embedder
 from monitor.matching.embedders import DEFAULT_MODEL, Embedder
 from monitor.matching.onnx_embedder import OnnxEmbedder
@@ -56,6 +57,14 @@ def test_second_load_reads_the_cache_without_torch(
     assert np.allclose(again.embed(SENTENCES, "query"), exported.embed(SENTENCES, "query"), atol=1e-6)
     assert again.torch._model is None  # sentence-transformers was never loaded
     assert [p.name for p in exported.cache_dir.iterdir()] == [exported.exported().name]
+
+
+def test_a_damaged_export_names_its_folder(exported: OnnxEmbedder, tmp_path: Path) -> None:
+    damaged = OnnxEmbedder(cache_dir=tmp_path, int8=False)
+    shutil.copytree(exported.exported(), damaged.exported())
+    (damaged.exported() / "model.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="delete the folder to export again"):
+        damaged.embed(SENTENCES, "query")
 
 
 def test_a_model_that_cannot_be_exported_runs_on_torch(

@@ -123,7 +123,11 @@ class OnnxEmbedder:
                 log.warning("ONNX export impossible, running the model on torch",
                             extra={"model": self.torch.model_name, "reason": f"{type(exc).__name__}: {exc}"})
                 return None
-        return _Runtime(folder)
+        try:
+            return _Runtime(folder)
+        except Exception as exc:  # a damaged cache: name it, as deleting it is the fix
+            raise ModelError(self.torch.model_name, f"cannot load the ONNX export in {folder} "
+                             f"(delete the folder to export again): {type(exc).__name__}: {exc}") from exc
 
 
 class _Runtime:
