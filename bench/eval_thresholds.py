@@ -25,6 +25,7 @@ from monitor.matching.evaluation import (
     sweep,
 )
 from monitor.matching.index import Thresholds
+from monitor.matching.onnx_embedder import BACKENDS
 from monitor.matching.stage import make_embedder
 
 CHECKTHAT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "checkthat2020"
@@ -41,7 +42,7 @@ def main() -> None:
     claims = next(iter(sets.values())).narratives
     print(f"loaded {len(claims):,} claims and splits {', '.join(args.split)} in {_since(started)}")
     started = time.perf_counter()
-    embedder = make_embedder(args.model, DEFAULTS.query_prompt, DEFAULTS.passage_prompt)
+    embedder = make_embedder(args.model, DEFAULTS.query_prompt, DEFAULTS.passage_prompt, backend=args.backend)
     scorer = build_scorer(embedder, claims, thresholds, args.max_passages, args.passage_tokens)
     texts = sum(1 + len(n.examples) for n in claims)
     print(f"model {embedder.model_id}: {texts:,} claim texts embedded in {_since(started)} (with model load)")
@@ -56,6 +57,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--root", type=Path, default=CHECKTHAT, help="the checkthat2020 folder")
     parser.add_argument("--split", nargs="+", default=["dev"], choices=["dev", "train"])
     parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULTS.backend,
+                        help="how the model runs (as [matching] backend)")
     parser.add_argument("--alert", type=float, default=DEFAULTS.alert_threshold, help="alert threshold")
     parser.add_argument("--watch", type=float, default=DEFAULTS.watch_threshold, help="watch threshold")
     parser.add_argument("--alert-recall", type=float, default=None,

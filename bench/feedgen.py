@@ -1,7 +1,8 @@
 """Generated news feeds for the benchmarks: RSS 2.0 documents in six languages, written here.
 
-Deterministic for a seed. Two profiles: "summary" (short items, as most news feeds carry) and
-"full" (whole articles of realistic length: a median of ~400 words, one in twenty over 2,000).
+Deterministic for a seed. Three profiles: "summary" (short items, as most news feeds carry),
+"full" (whole articles of realistic length: a median of ~400 words, one in twenty over 2,000)
+and "flood" (a hot topic: short English items, each restating four starter narratives).
 The Cyrillic languages matter: MiniLM's tokenizer spends about six tokens on a Russian word.
 """
 
@@ -11,6 +12,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from functools import cache
 from html import escape
 
 # Everyday news vocabulary: weather, sport, culture, markets, science, transport. Word salad
@@ -94,12 +96,14 @@ class GeneratedFeed:
 
 
 def generate_feeds(count: int, items: int, profile: str, seed: int = 1) -> list[GeneratedFeed]:
-    """`count` feeds of `items` items each; profile "summary" or "full"."""
-    if profile not in {"summary", "full"}:
+    """`count` feeds of `items` items each; profile "summary", "full" or "flood"."""
+    if profile not in {"summary", "full", "flood"}:
         raise ValueError(f"unknown profile {profile!r}")
     rng = random.Random(seed)
     languages = [lang for lang, weight in LANGUAGE_WEIGHTS.items() for _ in range(weight)]
     now = datetime.now(UTC).replace(microsecond=0)
+    if profile == "flood":
+        languages = ["en"]
     return [_feed(rng, index, rng.choice(languages), items, profile, now) for index in range(count)]
 
 
@@ -108,14 +112,27 @@ def _feed(
 ) -> GeneratedFeed:
     made = []
     for n in range(items):
-        words = _summary_length(rng) if profile == "summary" else _article_length(rng)
+        words = _article_length(rng) if profile == "full" else _summary_length(rng)
+        paragraphs = _paragraphs(rng, lang, words)
+        if profile == "flood":
+            paragraphs[0] = " ".join([paragraphs[0], *rng.sample(_claims(), 4)])
         made.append(Item(
             guid=f"site{index}-{n}", link=f"https://site{index}.example/{lang}/news/{n}.html",
             title=_sentence(rng, lang, rng.randint(6, 12), end=""),
-            paragraphs=tuple(_paragraphs(rng, lang, words)),
-            published=now - timedelta(minutes=37 * n + index % 30),
+            paragraphs=tuple(paragraphs),
+            # Flood items are three days old: no alert is sent, so `poll --once` times the matching
+            # and the evidence, not the wait for Slack's one-message-a-second pacing.
+            published=now - timedelta(days=3 if profile == "flood" else 0, minutes=37 * n + index % 30),
         ))
     return GeneratedFeed(index, lang, tuple(made))
+
+
+@cache
+def _claims() -> list[str]:
+    """The starter narratives' claims, in English, as a flood of articles repeats them."""
+    from monitor.matching.narrative_files import STARTER_NARRATIVES, read_narratives
+
+    return [n.title for n in read_narratives(STARTER_NARRATIVES).narratives]
 
 
 def _summary_length(rng: random.Random) -> int:

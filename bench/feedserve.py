@@ -157,7 +157,7 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Serve generated feeds on 127.0.0.1.")
     parser.add_argument("--feeds", type=int, default=100)
     parser.add_argument("--items", type=int, default=20)
-    parser.add_argument("--profile", default="summary", choices=["summary", "full"])
+    parser.add_argument("--profile", default="summary", choices=["summary", "full", "flood"])
     parser.add_argument("--hosts", type=int, default=100, help="ports to spread the feeds over")
     parser.add_argument("--seed", type=int, default=1)
     return parser.parse_args()

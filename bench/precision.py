@@ -37,6 +37,7 @@ from monitor.matching.embedders import DEFAULT_MODEL, Embedder
 from monitor.matching.evaluation import build_scorer, load_checkthat, ranking_metrics
 from monitor.matching.index import Thresholds
 from monitor.matching.multilingual import DualEmbedder
+from monitor.matching.onnx_embedder import BACKENDS
 from monitor.matching.scoring import DEFAULT_FUSION, EmbeddedText, Scorer
 from monitor.types import Narrative
 
@@ -75,7 +76,7 @@ class Point:
 
 def main() -> None:
     args = _arguments()
-    primary, dual = cached_embedders(args.model, args.cache)
+    primary, dual = cached_embedders(args.model, args.cache, args.backend)
     news = load_news(SHARED / "feeds")
     claims = _checkthat()
     print(f"{len(claims.narratives):,} CheckThat! 2020 claims; prevalence {args.prevalence:.0%}")
@@ -104,6 +105,8 @@ def _arguments() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULTS.backend,
+                        help="how the model runs (as [matching] backend)")
     parser.add_argument("--no-multilingual", action="store_true", help="MiniLM alone, without the pair")
     parser.add_argument("--multilingual-only", action="store_true", help="the pair only (the default)")
     parser.add_argument("--prevalence", type=float, default=0.02, help="share of positives in the stream")

@@ -116,13 +116,15 @@ def background_sample(texts: Sequence[EmbeddedText]) -> tuple[np.ndarray, list[s
     return stacked[chosen], [languages[i] for i in chosen.tolist()]
 
 
-def cached_embedders(model: str, folder: Path | None) -> tuple[CachedEmbedder, DualEmbedder]:
+def cached_embedders(
+    model: str, folder: Path | None, backend: str = "onnx"
+) -> tuple[CachedEmbedder, DualEmbedder]:
     """The primary model alone, and the pipeline's default pair of it and the multilingual model.
 
     Each model is cached on its own, so vectors of the primary model stored by earlier runs
     (and by the primary-only scorer in the same run) serve the pair too.
     """
-    primary = CachedEmbedder(make_embedder(model, None, None), folder)
+    primary = CachedEmbedder(make_embedder(model, None, None, backend=backend), folder)
     return primary, DualEmbedder(primary, CachedEmbedder(UseEmbedder(), folder))
 
 

@@ -55,10 +55,12 @@ url = "{feed_server.url('/broken')}"
     return path
 
 
-def monitor(*args: str, env: dict[str, str], config: Path | None = None) -> subprocess.CompletedProcess[str]:
+def monitor(
+    *args: str, env: dict[str, str], config: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     prefix = ["--config", str(config)] if config else []
     return subprocess.run([sys.executable, "-m", "monitor.cli.main", *prefix, *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_config_check(config: Path, env: dict[str, str]) -> None:
@@ -262,7 +264,8 @@ def test_default_install_alerts_on_a_starter_narrative(tmp_path: Path, feed_serv
     config.write_text(f'[feeds.news]\nurl = "{feed_server.url("/news")}"\n', encoding="utf-8")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}, "HF_HUB_OFFLINE": "1",
            "MONITOR_DATABASE_URL": f"sqlite:///{tmp_path / 'monitor.db'}"}
-    polled = monitor("poll", "--once", env=env, config=config)
+    # The first use of the default ONNX backend exports the model into data_dir (seconds; more under load).
+    polled = monitor("poll", "--once", env=env, config=config, timeout=300)
     assert "Matched 2 article(s)" in polled.stdout, polled.stderr
     # No Slack token or webhook: the alert goes to the console sink, with the same content.
     assert "Delivered 1 alert message(s)" in polled.stdout

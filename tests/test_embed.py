@@ -131,7 +131,7 @@ def test_concurrent_first_use_loads_once() -> None:
             return object()
 
     embedder = Counting()
-    threads = [threading.Thread(target=embedder._loaded) for _ in range(8)]
+    threads = [threading.Thread(target=embedder.loaded) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -127,7 +127,8 @@ def test_index_calibration_scores_each_row_on_its_own_scale() -> None:
 
 @pytest.fixture(scope="module")
 def dual() -> DualEmbedder:
-    embedder = make_embedder("all-MiniLM-L6-v2", None, None, "use-multilingual-v3")
+    # torch, as before this backend existed: no export is written outside tmp_path
+    embedder = make_embedder("all-MiniLM-L6-v2", None, None, "use-multilingual-v3", backend="torch")
     assert isinstance(embedder, DualEmbedder)
     return embedder
 

@@ -33,13 +33,12 @@ def eval_command(
     from monitor.matching.evaluation import build_scorer, evaluate, sweep
     from monitor.matching.index import Thresholds
     from monitor.matching.scoring import Fusion
-    from monitor.matching.stage import make_embedder
+    from monitor.matching.stage import configured_embedder
 
     settings = settings_of(ctx)
     evalset = _evalset(checkthat, split, narratives, queries)
     matching = settings.file.matching
-    embedder = make_embedder(matching.model, matching.query_prompt, matching.passage_prompt,
-                             matching.multilingual_model)
+    embedder = configured_embedder(settings)
     thresholds = Thresholds(matching.alert_threshold, matching.watch_threshold)
     scorer = build_scorer(embedder, evalset.narratives, thresholds, matching.max_passages,
                           matching.passage_tokens, Fusion(matching.lexical_weight, matching.lexical_floor))

@@ -12,7 +12,7 @@ import itertools
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -99,18 +99,18 @@ class SentenceTransformerEmbedder:
 
     @cached_property
     def dimension(self) -> int:
-        return int(self._loaded().get_embedding_dimension())
+        return int(self.loaded().get_embedding_dimension())
 
     @cached_property
     def max_tokens(self) -> int:
-        model = self._loaded()
+        model = self.loaded()
         length = model.max_seq_length or model.tokenizer.model_max_length
         # The prompt is prepended inside encode(), so it eats into the same budget.
         prompt = max(self.count_tokens(self.query_prompt), self.count_tokens(self.passage_prompt))
         return int(length) - int(model.tokenizer.num_special_tokens_to_add()) - prompt
 
     def embed(self, texts: Sequence[str], kind: Kind) -> Vectors:
-        model = self._loaded()
+        model = self.loaded()
         if len(texts) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
         prompt = self.query_prompt if kind == "query" else self.passage_prompt
@@ -129,20 +129,11 @@ class SentenceTransformerEmbedder:
         return len(self._tokenize(text)["input_ids"])
 
     def truncate(self, text: str, max_tokens: int) -> str:
-        if max_tokens <= 0:
-            return ""
         offsets = self._tokenize(text, offsets=True)["offset_mapping"]
-        keep = max_tokens
-        while keep < len(offsets):
-            prefix = text[: offsets[keep - 1][1]]
-            # A word cut in two can tokenize differently on its own; step back until it fits.
-            if keep == 1 or self.count_tokens(prefix) <= max_tokens:
-                return prefix
-            keep -= 1
-        return text
+        return truncated(text, max_tokens, offsets, self.count_tokens)
 
     def _tokenize(self, text: str, *, offsets: bool = False) -> Any:
-        tokenizer = self._loaded().tokenizer
+        tokenizer = self.loaded().tokenizer
         # verbose=False: long articles are expected here, the "longer than maximum" warning is noise.
         return tokenizer(
             text,
@@ -152,7 +143,8 @@ class SentenceTransformerEmbedder:
             return_offsets_mapping=offsets,
         )
 
-    def _loaded(self) -> Any:
+    def loaded(self) -> Any:
+        """The sentence-transformers model, loaded on first call."""
         if self._model is None:
             with self._lock:
                 if self._model is None:
@@ -173,6 +165,22 @@ class SentenceTransformerEmbedder:
         except (ImportError, OSError, ValueError) as exc:
             reason = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise ModelError(self.model_name, reason) from exc
+
+
+def truncated(
+    text: str, max_tokens: int, offsets: Sequence[tuple[int, int]], count: Callable[[str], int]
+) -> str:
+    """The longest prefix of `text` of at most `max_tokens` tokens, given each token's offsets."""
+    if max_tokens <= 0:
+        return ""
+    keep = max_tokens
+    while keep < len(offsets):
+        prefix = text[: offsets[keep - 1][1]]
+        # A word cut in two can tokenize differently on its own; step back until it fits.
+        if keep == 1 or count(prefix) <= max_tokens:
+            return prefix
+        keep -= 1
+    return text
 
 
 def _offline() -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from monitor.matching.embedders import Embedder, Vectors
-from monitor.matching.passages import split_sentences
+from monitor.matching.evidence import Wanted, choose_evidence
 from monitor.types import Scored, Tier
 
 Indices = NDArray[np.intp]
@@ -294,13 +294,4 @@ def tier_of(score: float, alert_threshold: float, watch_threshold: float) -> Tie
 
 def best_sentence(passage: str, narrative_vectors: ArrayLike, embedder: Embedder) -> str:
     """The passage's sentence most similar to any of the narrative's vectors."""
-    sentences = split_sentences(passage)
-    if len(sentences) <= 1:
-        return passage
-    narrative = np.atleast_2d(np.asarray(narrative_vectors, dtype=np.float32))
-    vectors = embedder.embed(sentences, "query")
-    if narrative.shape[1] != vectors.shape[1]:
-        raise ValueError(
-            f"narrative vectors have dimension {narrative.shape[1]}, the embedder {vectors.shape[1]}"
-        )
-    return sentences[int((vectors @ narrative.T).max(axis=1).argmax())]
+    return choose_evidence([Wanted(passage, narrative_vectors, embedder)])[0]

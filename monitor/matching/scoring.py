@@ -10,7 +10,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.matching.embedders import Embedder, Vectors
-from monitor.matching.index import NarrativeIndex, Thresholds, best_sentence, tier_of
+from monitor.matching.evidence import Wanted, choose_evidence
+from monitor.matching.index import NarrativeIndex, Thresholds, tier_of
 from monitor.matching.languages import ENGLISH, UNKNOWN, detect, detect_each
 from monitor.matching.lexical import LexicalIndex
 from monitor.matching.multilingual import DualEmbedder
@@ -126,14 +127,13 @@ class Scorer:
 
     def matches_each(self, texts: Sequence[EmbeddedText], *, evidence: bool = True) -> list[list[TextScore]]:
         """`matches` for many texts, scored against the index in one pass."""
-        return [
-            [self._describe(f, text, evidence) for f in found if f.tier is not None]
-            for text, found in zip(texts, self._candidates(texts, None), strict=True)
-        ]
+        found = self._candidates(texts, None)
+        return self._described([(text, [f for f in fs if f.tier is not None])
+                                for text, fs in zip(texts, found, strict=True)], evidence)
 
     def top(self, text: EmbeddedText, k: int, *, evidence: bool = True) -> list[TextScore]:
         """The k narratives of best score for the text, whatever their tier, best first."""
-        return [self._describe(f, text, evidence) for f in self._candidates([text], k)[0][:k]]
+        return self._described([(text, self._candidates([text], k)[0][:k])], evidence)[0]
 
     def tier(self, narrative_id: str, score: float) -> Tier | None:
         """The tier a score earns for this narrative (its own threshold or the global one)."""
@@ -212,26 +212,32 @@ class Scorer:
                 coverage[p] = float(value)
         return coverage
 
-    def _describe(self, fused: _Fused, text: EmbeddedText, evidence: bool) -> TextScore:
+    def _described(
+        self, found: Sequence[tuple[EmbeddedText, list[_Fused]]], evidence: bool
+    ) -> list[list[TextScore]]:
+        """Each text's candidates as scores; their evidence chosen for the whole batch at once."""
+        wanted = [self._wanted(f, text) for text, fs in found for f in fs] if evidence else []
+        chosen = iter(choose_evidence(wanted))
+        return [[self._describe(f, text, next(chosen) if evidence else "") for f in fs] for text, fs in found]
+
+    def _describe(self, fused: _Fused, text: EmbeddedText, evidence: str) -> TextScore:
         scored = fused.scored
-        passage = text.passages[scored.passage_index]
         return TextScore(
             narrative_id=scored.narrative_id, score=fused.score, tier=fused.tier,
-            passage_index=scored.passage_index, passage=passage,
-            evidence=self._evidence(fused, passage) if evidence else "",
-            cosine=scored.score if fused.route == PRIMARY else 0.0, coverage=fused.coverage,
-            route=fused.route,
+            passage_index=scored.passage_index, passage=text.passages[scored.passage_index],
+            evidence=evidence, cosine=scored.score if fused.route == PRIMARY else 0.0,
+            coverage=fused.coverage, route=fused.route,
         )
 
-    def _evidence(self, fused: _Fused, passage: str) -> str:
-        """The passage's sentence closest to the narrative, by the model of the route that matched."""
-        narrative_id = fused.scored.narrative_id
+    def _wanted(self, fused: _Fused, text: EmbeddedText) -> Wanted:
+        """The evidence to find for a match: by the model of the route that matched."""
+        narrative_id, passage = fused.scored.narrative_id, text.passages[fused.scored.passage_index]
         if self.routes is None:
-            return best_sentence(passage, self.index.vectors(narrative_id), self.embedder)
+            return Wanted(passage, self.index.vectors(narrative_id), self.embedder)
         dual = cast(DualEmbedder, self.embedder)
         if fused.route == PRIMARY:
-            return best_sentence(passage, self.routes.primary.vectors(narrative_id), dual.primary)
-        return best_sentence(passage, self.routes.every.vectors(narrative_id), dual.multilingual)
+            return Wanted(passage, self.routes.primary.vectors(narrative_id), dual.primary)
+        return Wanted(passage, self.routes.every.vectors(narrative_id), dual.multilingual)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Engine
@@ -20,6 +21,7 @@ from monitor.matching.index import Thresholds
 from monitor.matching.languages import detect_each
 from monitor.matching.multilingual import USE_MODEL, DualEmbedder, UseEmbedder
 from monitor.matching.narrative_files import STARTER_NARRATIVES, read_narratives
+from monitor.matching.onnx_embedder import BACKENDS, OnnxEmbedder, default_cache_dir
 from monitor.matching.scoring import (
     DEFAULT_FUSION,
     EmbeddedText,
@@ -214,18 +216,37 @@ def _match(article_id: int, score: TextScore) -> Match:
 
 
 def make_embedder(
-    model: str, query_prompt: str | None, passage_prompt: str | None, multilingual: str = ""
+    model: str, query_prompt: str | None, passage_prompt: str | None, multilingual: str = "",
+    *, backend: str = "onnx", cache_dir: Path | None = None,
 ) -> Embedder:
     """The configured model, paired with the multilingual one when `multilingual` names it.
 
     "hashing" is the model-free lexical embedder for tests and smoke runs; it is never paired.
+    With an ONNX backend ("onnx-int8", "onnx") the model's export is cached in `cache_dir` (by
+    default the user's cache folder: the CLI passes data_dir/models).
     """
     if model == "hashing":
         return HashingEmbedder()
-    primary = SentenceTransformerEmbedder(model, query_prompt=query_prompt, passage_prompt=passage_prompt)
+    primary: Embedder
+    if backend in ("onnx-int8", "onnx"):
+        folder = cache_dir if cache_dir is not None else default_cache_dir()
+        primary = OnnxEmbedder(model, cache_dir=folder, int8=backend == "onnx-int8",
+                               query_prompt=query_prompt, passage_prompt=passage_prompt)
+    elif backend == "torch":
+        primary = SentenceTransformerEmbedder(model, query_prompt=query_prompt, passage_prompt=passage_prompt)
+    else:
+        raise ValueError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     if multilingual == USE_MODEL:
         return DualEmbedder(primary, UseEmbedder())
     return primary
+
+
+def configured_embedder(settings: Settings) -> Embedder:
+    """The embedder feeds.toml's [matching] asks for; int8 exports are cached under data_dir/models."""
+    matching = settings.file.matching
+    return make_embedder(matching.model, matching.query_prompt, matching.passage_prompt,
+                         matching.multilingual_model, backend=matching.backend,
+                         cache_dir=settings.data_dir / "models")
 
 
 def build_stage(settings: Settings, engine: Engine) -> MatchStage:
@@ -237,8 +258,7 @@ def build_stage(settings: Settings, engine: Engine) -> MatchStage:
         store.upsert_narratives(report.narratives)
         log.info("starter narratives loaded", extra={"narratives": len(report.narratives),
                                                       "path": str(STARTER_NARRATIVES)})
-    embedder = make_embedder(matching.model, matching.query_prompt, matching.passage_prompt,
-                             matching.multilingual_model)
+    embedder = configured_embedder(settings)
     alerts = settings.file.alerts
     planner = AlertPlanner(
         Outbox(engine), router(alerts), lambda: {f.id: f for f in settings.feeds()},
