@@ -112,6 +112,8 @@ def setup_logging(level: str = "info", json_lines: bool = False, stream: TextIO 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Per-request chatter from the HTTP client and the scheduler is noise at INFO.
-    for noisy in ("httpx", "httpcore", "apscheduler.executors", "apscheduler.scheduler"):
+    # Per-request chatter from the HTTP client and the scheduler, and Alembic's list of the
+    # plugins it sets up at every start, are noise at INFO.
+    for noisy in ("httpx", "httpcore", "apscheduler.executors", "apscheduler.scheduler",
+                  "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
