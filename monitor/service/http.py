@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -25,6 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.service.metrics import PROCESS_METRICS
+from monitor.service.serving import BackgroundServer
 from monitor.types import Feed, OpsFigures
 from storage.db import last_storage_failure
 from storage.ops_repo import ping, read_figures
@@ -170,41 +169,12 @@ def make_server(
     return OpsServer(host, port, registry, health)
 
 
-class OpsServer:
+class OpsServer(BackgroundServer):
     """A small threaded HTTP server for /metrics and /healthz; start() and stop() it."""
 
     def __init__(self, host: str, port: int, registry: CollectorRegistry,
                  health: Callable[[], Health]) -> None:
-        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
-        self._server = server_class((host, port), _handler(registry, health))
-        self._server.daemon_threads = True  # a stuck scrape must not hold up shutdown
-        self._thread = threading.Thread(target=self._server.serve_forever, name="ops-http", daemon=True)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
-
-    def start(self) -> OpsServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join()
-        self._server.server_close()
-
-    def __enter__(self) -> OpsServer:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-
-class _IPv6Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
+        super().__init__(host, port, _handler(registry, health), "ops-http")
 
 
 def _handler(registry: CollectorRegistry, health: Callable[[], Health]) -> type[BaseHTTPRequestHandler]:

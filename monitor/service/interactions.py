@@ -15,16 +15,15 @@ the label and the redraw happen after the answer (Slack gives up after 3 seconds
 from __future__ import annotations
 
 import logging
-import socket
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Protocol, Self
 
 from slack_sdk.signature import SignatureVerifier
 
 from alerts.interactions import InteractionError, click_of, payload_of_form
+from monitor.service.serving import BackgroundServer
 from monitor.types import Click
 
 log = logging.getLogger("monitor.service.interactions")
@@ -79,34 +78,16 @@ class RequestCheck:
             raise InteractionError("signature does not match (wrong SLACK_SIGNING_SECRET, or forged)", 401)
 
 
-class InteractionServer:
+class InteractionServer(BackgroundServer):
     """A threaded HTTP server for `POST /slack/interactions`; start() and stop() it."""
 
     def __init__(self, host: str, port: int, check: RequestCheck, clicks: ClickSink) -> None:
-        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
-        self._server = server_class((host, port), _handler(check, clicks))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="slack-http", daemon=True)
+        super().__init__(host, port, _handler(check, clicks), "slack-http")
 
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
-
-    def start(self) -> InteractionServer:
-        self._thread.start()
+    def start(self) -> Self:
+        super().start()
         log.info("Slack interactions served", extra={"url": f"http://{self.address[0]}:{self.address[1]}{PATH}"})
         return self
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join()
-        self._server.server_close()
-
-
-class _IPv6Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
 
 
 def _handler(check: RequestCheck, clicks: ClickSink) -> type[BaseHTTPRequestHandler]:
