@@ -43,6 +43,7 @@ from storage.tables import (
 from storage.vectors import decode
 
 _DELIVERABLE = (AlertStatus.PENDING.value, AlertStatus.SENDING.value)
+_WAITING = (AlertStatus.PENDING.value, AlertStatus.HELD.value)  # not delivered, not being sent
 # A deliverer that dies holding a claim delays that message by this much, no more.
 CLAIM_LEASE = timedelta(seconds=60)
 
@@ -222,9 +223,9 @@ class Outbox:
             return [AlertHead(k, c, a or 0, decode(v)) for k, c, a, v in connection.execute(query)]
 
     def pending_of(self, narrative_id: str) -> list[OutboxItem]:
-        """The narrative's messages (alerts, replies, flood summaries) not delivered yet, oldest first."""
+        """The narrative's messages not delivered yet (pending, or held for a flood summary), oldest first."""
         query = select(AlertRow).where(
-            AlertRow.narrative_id == narrative_id, AlertRow.status == AlertStatus.PENDING.value,
+            AlertRow.narrative_id == narrative_id, AlertRow.status.in_(_WAITING),
         ).order_by(AlertRow.id)
         with self._sessions() as session:
             return [_item(row) for row in session.scalars(query)]
@@ -238,13 +239,13 @@ class Outbox:
             return list(session.scalars(query.order_by(AlertRow.id)))
 
     def suppress(self, item_ids: Sequence[int]) -> int:
-        """Mark these items suppressed if still pending (a deliverer's claim wins); how many were."""
+        """Mark these items suppressed if still waiting (a deliverer's claim wins); how many were."""
         if not item_ids:
             return 0
         with self.engine.begin() as connection:
             return connection.execute(
                 update(AlertRow)
-                .where(AlertRow.id.in_(item_ids), AlertRow.status == AlertStatus.PENDING.value)
+                .where(AlertRow.id.in_(item_ids), AlertRow.status.in_(_WAITING))
                 .values(status=AlertStatus.SUPPRESSED.value)
             ).rowcount
 

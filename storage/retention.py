@@ -28,8 +28,11 @@ from storage.tables import (
 
 log = logging.getLogger("storage.retention")
 
-# Alerts that will never be sent again; pending, sending and held ones are still to go out.
-SETTLED = (AlertStatus.SENT.value, AlertStatus.FAILED.value, AlertStatus.MERGED.value)
+# Alerts that will never be sent again once older than the retention: pending and sending ones
+# are still to go out; a held one waits for a flood summary due within the flood window (hours),
+# so one held longer than `retention` (14 days at least) lost its summary to a failure.
+SETTLED = (AlertStatus.SENT.value, AlertStatus.FAILED.value, AlertStatus.MERGED.value,
+           AlertStatus.SUPPRESSED.value, AlertStatus.HELD.value)
 Step = Callable[[Connection, list[int]], PruneCounts]
 
 

@@ -140,8 +140,8 @@ def build_updater(settings: Settings, engine: Engine) -> StoryUpdater:
 
 
 def configured_model_id(settings: Settings) -> str:
-    """The id the matching stage stores vectors under; the model itself is not loaded."""
-    from monitor.matching.stage import make_embedder
+    """The id the matching stage stores vectors under; no model loads, except with the int8
+    backend, whose id depends on whether the export loads (torch's id when it falls back)."""
+    from monitor.matching.stage import configured_embedder
 
-    m = settings.file.matching
-    return make_embedder(m.model, m.query_prompt, m.passage_prompt, m.multilingual_model).model_id
+    return configured_embedder(settings).model_id
