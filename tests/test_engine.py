@@ -234,8 +234,9 @@ def run_to_completion(cluster: Cluster, world: World, slack: SlackServer,
     cluster.workers("worker-a", "worker-b")
     during()
     expected = world.n_feeds * PER_FEED
-    cluster.wait_for(lambda: world.articles() >= expected, f"{expected} articles", 90)
-    cluster.wait_for(lambda: world.sent_alerts() >= len(world.alert_titles), "the alerts", 60)
+    # Generous: in a loaded run (three pytest workers loading models beside it) polls slow down.
+    cluster.wait_for(lambda: world.articles() >= expected, f"{expected} articles", 180)
+    cluster.wait_for(lambda: world.sent_alerts() >= len(world.alert_titles), "the alerts", 120)
     cluster.stop()
 
 
@@ -301,7 +302,7 @@ def test_duplicate_poll_tasks_never_poll_one_feed_at_once(
                 app.send_task(POLL_TASK, args=[feed_message(feed)], queue="fetch")
         app.close()
         cluster.wait_for(lambda: finished_polls(cluster, workers) >= 3 * world.n_feeds,
-                         "every task to finish", 60)
+                         "every task to finish", 120)
     finally:
         cluster.stop()
     assert world.articles() == world.n_feeds * PER_FEED
