@@ -232,3 +232,24 @@ def with_value(payload: dict[str, object], value: str) -> dict[str, object]:
 
 def click_request_raw(body: bytes) -> tuple[bytes, dict[str, str]]:
     return body, signed_request(body)
+
+
+class _NoClicks:
+    def known(self, alert_id: int) -> bool:
+        return False
+
+    def submit(self, click: object) -> None:
+        raise AssertionError("nothing is submitted without a secret")
+
+
+@pytest.mark.parametrize(("slack_in_use", "level"), [(True, logging.WARNING), (False, logging.INFO)])
+def test_a_missing_secret_is_a_warning_only_when_slack_is_configured(
+    slack_in_use: bool, level: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A default install posts alerts to the console: it has no buttons, so no warning at start."""
+    from monitor.service.interactions import RequestCheck
+
+    with caplog.at_level(logging.INFO, logger="monitor.service.interactions"):
+        RequestCheck(None, _NoClicks(), slack_in_use=slack_in_use)
+    assert [(r.levelno, "SLACK_SIGNING_SECRET is not set" in r.getMessage()) for r in caplog.records] == [
+        (level, True)]

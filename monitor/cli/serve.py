@@ -54,7 +54,7 @@ def slack_interactions(settings: Settings, engine: Engine) -> Iterator[ClickServ
         web = settings.file.web
         if web.port:
             try:
-                check = RequestCheck(os.environ.get(SIGNING_ENV), clicks)
+                check = RequestCheck(os.environ.get(SIGNING_ENV), clicks, slack_in_use=_slack_in_use())
                 server = InteractionServer(web.host, web.port, check, clicks).start()
                 stack.callback(server.stop)
             except OSError as exc:
@@ -67,6 +67,13 @@ def slack_interactions(settings: Settings, engine: Engine) -> Iterator[ClickServ
             listener = SocketListener(app_token, settings.file.alerts.slack.api_url, clicks).start()
             stack.callback(listener.stop)
         yield clicks
+
+
+def _slack_in_use() -> bool:
+    """Whether alerts go to Slack (a token, a webhook or Socket Mode), not to the console."""
+    from monitor.flow import TOKEN_ENV, WEBHOOK_ENV
+
+    return any(os.environ.get(name) for name in (TOKEN_ENV, WEBHOOK_ENV, APP_TOKEN_ENV))
 
 
 def _click_service(settings: Settings, engine: Engine) -> ClickService:
