@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monitor.config import MatchingSection
+from monitor.matching.backends import BACKENDS
 from monitor.matching.embedders import DEFAULT_MODEL
 from monitor.matching.evaluation import (
     EvalResult,
@@ -25,7 +26,6 @@ from monitor.matching.evaluation import (
     sweep,
 )
 from monitor.matching.index import Thresholds
-from monitor.matching.onnx_embedder import BACKENDS
 from monitor.matching.stage import make_embedder
 
 CHECKTHAT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "checkthat2020"

@@ -33,11 +33,11 @@ import numpy as np
 from precision_data import CHOOSE, REPORT, News, background_sample, cached_embedders, load_news
 
 from monitor.config import MatchingSection
+from monitor.matching.backends import BACKENDS
 from monitor.matching.embedders import DEFAULT_MODEL, Embedder
 from monitor.matching.evaluation import build_scorer, load_checkthat, ranking_metrics
 from monitor.matching.index import Thresholds
 from monitor.matching.multilingual import DualEmbedder
-from monitor.matching.onnx_embedder import BACKENDS
 from monitor.matching.scoring import DEFAULT_FUSION, EmbeddedText, Scorer
 from monitor.types import Narrative
 

@@ -95,11 +95,12 @@ def test_backend_setting(tmp_path: Path) -> None:
     config = tmp_path / "feeds.toml"
     config.write_text('[matching]\nbackend = "torch"\nmultilingual_model = ""\n', encoding="utf-8")
     assert configured_embedder(load_settings(config)).model_id == DEFAULT_MODEL  # no model load
-    config.write_text('[matching]\nmultilingual_model = ""\n', encoding="utf-8")
-    default = configured_embedder(load_settings(config))
-    assert isinstance(default, OnnxEmbedder) and default.cache_dir == tmp_path / "data" / "models"
-    assert not default.int8
+    config.write_text('[matching]\nbackend = "onnx"\nmultilingual_model = ""\n', encoding="utf-8")
+    onnx = configured_embedder(load_settings(config))
+    assert isinstance(onnx, OnnxEmbedder) and onnx.cache_dir == tmp_path / "data" / "models"
+    assert not onnx.int8
     config.write_text('[matching]\nbackend = "tensorrt"\n', encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
-    assert caught.value.problems == ["matching.backend: Input should be 'onnx', 'onnx-int8' or 'torch'"]
+    assert caught.value.problems == [
+        "matching.backend: Input should be 'auto', 'torch-bf16', 'onnx', 'onnx-int8' or 'torch'"]

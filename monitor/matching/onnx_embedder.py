@@ -35,7 +35,6 @@ from monitor.errors import ModelError
 from monitor.matching.embedders import DEFAULT_MODEL, Kind, SentenceTransformerEmbedder, Vectors, truncated
 
 log = logging.getLogger("monitor.matching.onnx")
-BACKENDS = ("onnx-int8", "onnx", "torch")  # the `[matching] backend` setting
 SUFFIX = "@onnx-int8"
 _FORMAT = 2  # bump when the export changes: old caches are then not read
 

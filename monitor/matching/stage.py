@@ -16,12 +16,13 @@ from sqlalchemy import Engine
 from alerts.outbox_rules import DEFAULT_FLOOD, FloodRule, flood_rules
 from alerts.planner import AlertPlanner, Route, Router
 from monitor.config import AlertsSection, Settings
+from monitor.matching.backends import resolve
 from monitor.matching.embedders import Embedder, HashingEmbedder, SentenceTransformerEmbedder
 from monitor.matching.index import Thresholds
 from monitor.matching.languages import detect_each
 from monitor.matching.multilingual import USE_MODEL, DualEmbedder, UseEmbedder
 from monitor.matching.narrative_files import STARTER_NARRATIVES, read_narratives
-from monitor.matching.onnx_embedder import BACKENDS, OnnxEmbedder, default_cache_dir
+from monitor.matching.onnx_embedder import OnnxEmbedder, default_cache_dir
 from monitor.matching.scoring import (
     DEFAULT_FUSION,
     EmbeddedText,
@@ -217,25 +218,27 @@ def _match(article_id: int, score: TextScore) -> Match:
 
 def make_embedder(
     model: str, query_prompt: str | None, passage_prompt: str | None, multilingual: str = "",
-    *, backend: str = "onnx", cache_dir: Path | None = None,
+    *, backend: str = "auto", cache_dir: Path | None = None,
 ) -> Embedder:
     """The configured model, paired with the multilingual one when `multilingual` names it.
 
     "hashing" is the model-free lexical embedder for tests and smoke runs; it is never paired.
-    With an ONNX backend ("onnx-int8", "onnx") the model's export is cached in `cache_dir` (by
-    default the user's cache folder: the CLI passes data_dir/models).
+    `backend` is resolved for this machine (monitor.matching.backends). With an ONNX backend
+    ("onnx-int8", "onnx") the model's export is cached in `cache_dir` (by default the user's
+    cache folder: the CLI passes data_dir/models).
     """
     if model == "hashing":
         return HashingEmbedder()
     primary: Embedder
-    if backend in ("onnx-int8", "onnx"):
+    runs = resolve(backend)
+    if runs in ("onnx-int8", "onnx"):
         folder = cache_dir if cache_dir is not None else default_cache_dir()
-        primary = OnnxEmbedder(model, cache_dir=folder, int8=backend == "onnx-int8",
+        primary = OnnxEmbedder(model, cache_dir=folder, int8=runs == "onnx-int8",
                                query_prompt=query_prompt, passage_prompt=passage_prompt)
-    elif backend == "torch":
-        primary = SentenceTransformerEmbedder(model, query_prompt=query_prompt, passage_prompt=passage_prompt)
     else:
-        raise ValueError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+        primary = SentenceTransformerEmbedder(model, query_prompt=query_prompt, passage_prompt=passage_prompt,
+                                              bfloat16=runs == "torch-bf16")
+    log.debug("embedding backend", extra={"setting": backend, "backend": runs, "model": model})
     if multilingual == USE_MODEL:
         return DualEmbedder(primary, UseEmbedder())
     return primary
