@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,12 @@ import pytest
 from sqlalchemy import Engine
 from test_matching import store_article
 
+from monitor.matching.embedders import Embedder, Kind, Vectors
 from monitor.matching.index import NarrativeIndex, Thresholds
 from monitor.matching.languages import UNKNOWN, detect
 from monitor.matching.multilingual import DualEmbedder, UseEmbedder
 from monitor.matching.routes import CrossCalibration, passage_languages
-from monitor.matching.scoring import MULTILINGUAL, PRIMARY
+from monitor.matching.scoring import MULTILINGUAL, PRIMARY, EmbeddedText
 from monitor.matching.stage import MatchStage, make_embedder
 from monitor.types import Feed, Narrative, Tier
 from storage.narratives_repo import MatchStore
@@ -177,6 +179,38 @@ def test_english_pairs_keep_the_primary_route(stage: MatchStage) -> None:
     assert (best.narrative_id, best.route) == (COLOUR.id, PRIMARY)
     (russian,) = scorer.embed_texts([RETELLINGS["ru"]])
     assert scorer.top(russian, 1)[0].route == MULTILINGUAL
+
+
+class Counting:
+    """An embedder that remembers every text it was asked to embed."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.seen: list[str] = []
+        self.model_id, self.dimension, self.max_tokens = inner.model_id, inner.dimension, inner.max_tokens
+        self.count_tokens, self.truncate = inner.count_tokens, inner.truncate
+
+    def embed(self, texts: Sequence[str], kind: Kind) -> Vectors:
+        self.seen.extend(texts)
+        return self.inner.embed(texts, kind)
+
+
+def test_the_english_model_reads_only_the_passages_it_scores(stage: MatchStage, dual: DualEmbedder) -> None:
+    scorer = stage.scorer()
+    counting = Counting(dual.primary)
+    scorer.embedder = routed = DualEmbedder(counting, dual.multilingual)
+    english = ("Kazakhstan riots were a Western colour revolution",
+               "The crowds in Almaty were trained and paid by Western NGOs, the commentator claimed.")
+    russian, ours = scorer.embed_texts([RETELLINGS["ru"], english])
+    # Russian passages take the multilingual route alone: MiniLM never read them.
+    assert counting.seen == list(ours.passages) and set(russian.languages) == {"ru"}
+    assert not russian.vectors[:, :384].any()
+    assert np.linalg.norm(russian.vectors, axis=1) == pytest.approx([1.0] * len(russian.passages), abs=1e-5)
+    # The scores are those of full dual vectors: the multilingual half is the same direction.
+    full = EmbeddedText(russian.passages, routed.embed(list(russian.passages), "query"), russian.languages)
+    assert [(m.narrative_id, round(m.score, 5)) for m in scorer.top(russian, 2)] == [
+        (m.narrative_id, round(m.score, 5)) for m in scorer.top(full, 2)]
+    assert scorer.top(russian, 1)[0].tier == Tier.ALERT
 
 
 def test_monitor_match_reads_russian_and_ukrainian_against_the_starter_narratives(tmp_path: Path) -> None:

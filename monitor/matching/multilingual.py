@@ -103,6 +103,24 @@ class DualEmbedder:
         second = self.multilingual.embed(texts, kind)
         return np.ascontiguousarray(np.hstack([first, second]) * _HALF, dtype=np.float32)
 
+    def embed_routed(self, texts: Sequence[str], kind: Kind, primary: Sequence[bool]) -> Vectors:
+        """`embed`, with the primary model run only on the texts marked in `primary`.
+
+        A text scored by the multilingual route alone (a passage not in English: see
+        monitor.matching.routes) has no use for the English model's view, and reading Cyrillic
+        windows of up to 256 wordpieces was most of that model's work on non-English news. Such
+        a text gets [0 | multilingual]: still a unit vector, whose cosine with another of its
+        kind is the multilingual cosine (copies still look like copies) and whose halves
+        `routes.split_halves` reads as the others'.
+        """
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        vectors[:, self.primary.dimension :] = self.multilingual.embed(texts, kind)
+        chosen = [i for i, wanted in enumerate(primary) if wanted]
+        if chosen:
+            vectors[chosen, : self.primary.dimension] = self.primary.embed([texts[i] for i in chosen], kind)
+            vectors[chosen] *= _HALF
+        return vectors
+
     def count_tokens(self, text: str) -> int:
         return self.primary.count_tokens(text)
 

@@ -33,7 +33,6 @@ from monitor.matching.embedders import Vectors
 from monitor.matching.index import NarrativeIndex
 from monitor.matching.languages import ENGLISH, UNKNOWN
 
-SQRT2 = float(np.sqrt(2.0))
 _ROW_BLOCK = 4096  # rows scored at a time against the background sample
 
 
@@ -165,13 +164,23 @@ def _rows(vectors: Vectors, chosen: NDArray[np.bool_]) -> Vectors:
 
 
 def split_halves(vectors: Vectors, parts: tuple[int, int]) -> tuple[Vectors, Vectors]:
-    """The primary and multilingual unit vectors inside dual vectors."""
+    """The primary and multilingual unit vectors inside dual vectors.
+
+    Each half is scaled to unit length on its own: a dual row holds both at 1/sqrt(2), a passage
+    embedded for the multilingual route alone holds [0 | multilingual] (its primary half stays 0,
+    which scores 0 against everything).
+    """
     first = parts[0]
     if vectors.shape[1] != sum(parts):  # no rows at all (an empty index or sample)
         return (np.zeros((len(vectors), parts[0]), dtype=np.float32),
                 np.zeros((len(vectors), parts[1]), dtype=np.float32))
-    return (np.ascontiguousarray(vectors[:, :first] * SQRT2, dtype=np.float32),
-            np.ascontiguousarray(vectors[:, first:] * SQRT2, dtype=np.float32))
+    return _unit_rows(vectors[:, :first]), _unit_rows(vectors[:, first:])
+
+
+def _unit_rows(half: Vectors) -> Vectors:
+    norms = np.linalg.norm(half, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(half / norms, dtype=np.float32)
 
 
 def row_language(language: str) -> str:

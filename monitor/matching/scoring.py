@@ -101,10 +101,17 @@ class Scorer:
     def embed_texts(self, items: Sequence[tuple[str, str]]) -> list[EmbeddedText]:
         """Split each (title, text) into passages and embed them all in one batch."""
         split = [self._split(title, text) for title, text in items]
-        vectors = self.embedder.embed([p for passages in split for p in passages], "query")
+        languages = [self._languages(passages) for passages in split]
+        flat = [p for passages in split for p in passages]
+        if isinstance(self.embedder, DualEmbedder) and self.routes is not None:
+            # Only English passages are scored on the primary model's half (the routes).
+            english = [language == ENGLISH for langs in languages for language in langs]
+            vectors = self.embedder.embed_routed(flat, "query", english)
+        else:
+            vectors = self.embedder.embed(flat, "query")
         bounds = np.cumsum([0] + [len(passages) for passages in split])
         return [
-            EmbeddedText(tuple(passages), vectors[bounds[i] : bounds[i + 1]], self._languages(passages))
+            EmbeddedText(tuple(passages), vectors[bounds[i] : bounds[i + 1]], languages[i])
             for i, passages in enumerate(split)
         ]
 
