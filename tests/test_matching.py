@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -9,8 +10,9 @@ import pytest
 from sqlalchemy import Engine
 
 from monitor.ingest.dedup import content_hash, guid_hash
-from monitor.matching.embedders import Embedder, HashingEmbedder
+from monitor.matching.embedders import Embedder, HashingEmbedder, Kind, Vectors
 from monitor.matching.index import Thresholds
+from monitor.matching.multilingual import DualEmbedder
 from monitor.matching.stage import MatchStage
 from monitor.types import Article, Feed, FeedStatus, Narrative, Tier
 from storage.narratives_repo import MatchStore
@@ -146,3 +148,46 @@ def test_updated_article_is_matched_again(engine: Engine, repo_with_feed: Reposi
     run = stage.run_pending()
     assert run.articles == 1
     assert [(m.article_id, m.narrative_id) for m in run.new_matches] == [(article_id, "biolabs")]
+
+
+class Lazy(HashingEmbedder):
+    """Counts every embedding; `dimension` stands for a model load (torch's imports take seconds)."""
+
+    def __init__(self) -> None:
+        super().__init__(dimension=64)
+        self.loads = self.texts = 0
+        self.embedding = False
+
+    def __getattribute__(self, name: str) -> object:
+        if name == "dimension" and not object.__getattribute__(self, "embedding"):
+            object.__setattr__(self, "loads", object.__getattribute__(self, "loads") + 1)
+        return object.__getattribute__(self, name)
+
+    def embed(self, texts: Sequence[str], kind: Kind) -> Vectors:
+        self.texts += len(texts)
+        self.embedding = True  # the embedding itself has loaded the model, whatever it reads
+        try:
+            return super().embed(texts, kind)
+        finally:
+            self.embedding = False
+
+
+def test_a_pass_with_nothing_to_match_loads_no_model_but_embeds_changed_narratives(
+    engine: Engine, repo_with_feed: Repository
+) -> None:
+    def stage() -> tuple[MatchStage, Lazy]:  # as a new process would build it
+        embedder = Lazy()  # as the primary model of a pair, whose index reads its dimension
+        dual = DualEmbedder(embedder, HashingEmbedder(dimension=32))
+        return MatchStage(MatchStore(engine), dual, Thresholds(alert=0.6, watch=0.5), batch_size=8), embedder
+
+    first, embedder = stage()
+    first.store.upsert_narratives([NATO])
+    store_article(repo_with_feed, "n1", "NATO expansion", "NATO keeps moving its bases towards Russia.")
+    assert first.run_pending().articles == 1 and embedder.loads > 0
+    # The next `poll --once` finds nothing new: no model, no index.
+    later, embedder = stage()
+    assert later.run_pending().articles == 0
+    assert (embedder.loads, embedder.texts) == (0, 0)
+    # A narrative edited since is embedded all the same (that one needs the model).
+    later.store.upsert_narratives([replace(NATO, title="NATO moves its bases up to Russia's borders")])
+    assert later.run_pending().articles == 0 and embedder.texts > 0

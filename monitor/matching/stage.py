@@ -137,16 +137,22 @@ class MatchStage:
         """
         with self._lock:
             started = time.perf_counter()
-            scorer = self.scorer()
             articles = passages = 0
             new: list[Match] = []
             since = self._clock() - self.embed_window if self.embed_window else None
-            while batch := self.store.articles_to_embed(self.embedder.model_id, self.batch_size, since):
+            batch = self.store.articles_to_embed(self.embedder.model_id, self.batch_size, since)
+            if not batch:
+                # Nothing to match: the index (and with it the model, seconds of imports for torch)
+                # is not loaded; changed narratives are still embedded, which needs the model only then.
+                self.embed_narratives()
+            while batch:
+                scorer = self.scorer()
                 embedded = scorer.embed_texts([(a.title, a.text) for a in batch])
                 ids = [a.id for a in batch]
                 new += self._save(scorer, ids, embedded, alert)
                 articles += len(batch)
                 passages += sum(len(e.passages) for e in embedded)
+                batch = self.store.articles_to_embed(self.embedder.model_id, self.batch_size, since)
             run = MatchRun(articles, passages, tuple(new), time.perf_counter() - started)
         observe_match_run(run.articles, run.passages, run.seconds)
         if articles:
