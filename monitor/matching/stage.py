@@ -11,13 +11,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import Engine
 
 from alerts.outbox_rules import DEFAULT_FLOOD, FloodRule, flood_rules
 from alerts.planner import AlertPlanner, Route, Router
 from monitor.config import AlertsSection, Settings
 from monitor.matching.embedders import Embedder, HashingEmbedder, SentenceTransformerEmbedder
-from monitor.matching.index import Thresholds
+from monitor.matching.index import ROWS, Thresholds
 from monitor.matching.languages import detect_each
 from monitor.matching.multilingual import USE_MODEL, DualEmbedder, UseEmbedder
 from monitor.matching.narrative_files import STARTER_NARRATIVES, read_narratives
@@ -99,7 +100,9 @@ class MatchStage:
             self.embed_narratives()
             self._scorer = None  # the old index is garbage before the new one loads
             started = time.perf_counter()
-            ids, texts, matrix = self.store.load_narrative_rows(self.embedder.model_id)
+            # Straight into float16, as the index keeps them: a float32 copy of 100,000 dual rows
+            # (342 MB) never exists beside the index (issue #17).
+            ids, texts, matrix = self.store.load_narrative_rows(self.embedder.model_id, True, ROWS)
             thresholds = self.store.narrative_thresholds()  # only ids and thresholds, not whole rows
             background, languages = None, None
             if isinstance(self.embedder, DualEmbedder):  # what ordinary news scores, per narrative text
@@ -114,7 +117,7 @@ class MatchStage:
             log.info("narrative index loaded", extra={
                 "narratives": len(self._scorer.index), "rows": len(ids), "model": self.embedder.model_id,
                 "multilingual_rise": round(self._scorer.routes.rise, 3) if self._scorer.routes else 0,
-                "bytes": matrix.nbytes, "seconds": round(time.perf_counter() - started, 3)})
+                "bytes": self._scorer.nbytes, "seconds": round(time.perf_counter() - started, 3)})
         return self._scorer
 
     def embed_narratives(self, narratives: Sequence[Narrative] | None = None) -> int:
@@ -189,9 +192,9 @@ class MatchStage:
             self.embedder.model_id, passages, matches, alerts, flood_rules(self.flood)
         )
 
-    def _matrix(self, matrix: np.ndarray) -> np.ndarray:
+    def _matrix(self, matrix: NDArray[np.float16]) -> NDArray[np.float16]:
         if matrix.size == 0:
-            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
+            return np.zeros((0, self.embedder.dimension), dtype=ROWS)
         return matrix
 
 
