@@ -13,7 +13,7 @@ from monitor.config import load_settings
 from monitor.errors import ConfigError, ModelError
 from monitor.matching import onnx_embedder
 from monitor.matching.embedders import DEFAULT_MODEL, Embedder
-from monitor.matching.onnx_embedder import ATTENTION_BUDGET, OnnxEmbedder, token_batches
+from monitor.matching.onnx_embedder import OnnxEmbedder
 from monitor.matching.stage import configured_embedder
 
 SENTENCES = [
@@ -69,19 +69,6 @@ def test_long_passages_go_in_small_batches_with_the_same_vectors(
     assert np.abs(vectors - default_embedder.embed(texts, "query")).max() < 1e-4
     alone = np.vstack([exported.embed([text], "query") for text in texts[:6]])
     assert np.abs(vectors[:6] - alone).max() < 1e-5  # a vector does not depend on its batch mates
-
-
-def test_token_batches_keep_within_the_budget() -> None:
-    lengths = [256, 12, 130, 64, 256, 300, 5, 64, 64, 128] * 7
-    batches = token_batches(lengths, 32, ATTENTION_BUDGET)
-    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
-    for batch in batches:
-        longest = max(lengths[i] for i in batch)
-        assert len(batch) <= 32 and (len(batch) == 1 or len(batch) * longest**2 <= ATTENTION_BUDGET)
-    firsts = [lengths[batch[0]] for batch in batches]
-    assert firsts == sorted(firsts, reverse=True)  # longest first: like lengths pad little together
-    assert [len(b) for b in token_batches([10] * 70, 32, ATTENTION_BUDGET)] == [32, 32, 6]
-    assert token_batches([], 32, ATTENTION_BUDGET) == []
 
 
 def test_a_damaged_export_names_its_folder(exported: OnnxEmbedder, tmp_path: Path) -> None:

@@ -32,19 +32,20 @@ from typing import Any
 import numpy as np
 
 from monitor.errors import ModelError
-from monitor.matching.embedders import DEFAULT_MODEL, Kind, SentenceTransformerEmbedder, Vectors, truncated
+from monitor.matching.embedders import (
+    ATTENTION_BUDGET,
+    DEFAULT_MODEL,
+    Kind,
+    SentenceTransformerEmbedder,
+    Vectors,
+    token_batches,
+    truncated,
+)
 
 log = logging.getLogger("monitor.matching.onnx")
 BACKENDS = ("onnx-int8", "onnx", "torch")  # the `[matching] backend` setting
 SUFFIX = "@onnx-int8"
 _FORMAT = 2  # bump when the export changes: old caches are then not read
-# Padded tokens squared, summed over a batch, that one session run may take. The exported
-# attention is unfused: each layer holds several (batch x heads x tokens x tokens) float
-# tensors, and ONNX Runtime's arena keeps the largest run's. Batches of 32 Russian passages cut
-# at 256 tokens grew the process by ~930 MB (issue #17); with this budget (16 passages of 128
-# tokens) by ~190 MB, no slower. Short passages still go 32 at a time, long ones 4. A vector
-# does not depend on its batch: padding is masked.
-ATTENTION_BUDGET = 16 * 128 * 128
 
 
 class OnnxEmbedder:
@@ -182,22 +183,6 @@ class _Runtime:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         return np.ascontiguousarray(vectors / norms, dtype=np.float32)
-
-
-def token_batches(lengths: Sequence[int], batch_size: int, budget: int) -> list[list[int]]:
-    """Positions of texts of these token lengths in batches, longest first, each within `budget`.
-
-    A batch pads to its first (longest) text, so it holds at most budget // length² texts
-    (never fewer than one, never more than `batch_size`). Like lengths pad little together.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches, start = [], 0
-    while start < len(order):
-        longest = max(lengths[order[start]], 1)
-        size = max(1, min(batch_size, budget // longest**2))
-        batches.append(order[start : start + size])
-        start += size
-    return batches
 
 
 def export(model: Any, folder: Path, *, int8: bool = True) -> None:
