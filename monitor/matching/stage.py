@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import threading
 import time
@@ -9,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -149,6 +152,8 @@ class MatchStage:
                 new += self._save(scorer, ids, embedded, alert)
                 articles += len(batch)
                 passages += sum(len(e.passages) for e in embedded)
+                del embedded
+                trim_heap()
             run = MatchRun(articles, passages, tuple(new), time.perf_counter() - started)
         observe_match_run(run.articles, run.passages, run.seconds)
         if articles:
@@ -196,6 +201,27 @@ class MatchStage:
         if matrix.size == 0:
             return np.zeros((0, self.embedder.dimension), dtype=ROWS)
         return matrix
+
+
+def trim_heap() -> None:
+    """Give the heap's free pages back to the system (glibc's malloc_trim; elsewhere nothing).
+
+    A batch's model activations and scores are freed into the heaps of whichever threads ran
+    them, and glibc keeps those pages: on torch, `monitor run` crept by ~230 MB over 1,000
+    articles, and stayed flat with a trim after each batch (issue #17). A trim costs well under
+    a millisecond to a few.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return cast(Callable[[int], int], ctypes.CDLL(None).malloc_trim)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): its allocator is left as it is
+        return None
 
 
 def _with_alert(configured: Thresholds, alert: float | None) -> Thresholds:
