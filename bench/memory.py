@@ -1,6 +1,7 @@
 """Benchmark 4 of issue #6: peak RSS of `monitor run` with 1,000 feeds and 100,000 narratives.
 
     .venv/bin/python bench/memory.py [--feeds 1000] [--narratives 100000] [--workdir DIR]
+                                     [--backend onnx|onnx-int8|torch] [--no-multilingual]
 
 Builds (or reuses, in --workdir) a SQLite database holding the narratives with random unit
 vectors already stored for the default model, so nothing has to embed 100k texts; serves
@@ -8,6 +9,8 @@ generated feeds (bench/feedserve.py, a separate process, one loopback port per f
 `monitor --json-logs run` as a subprocess until every feed was polled and every new article
 embedded and matched; then stops it with SIGINT and reports its peak RSS (VmHWM, and the
 kernel's ru_maxrss on exit) against the 1.5 GB target, and how long the index took to load.
+With an ONNX backend the model is exported into the run's data_dir first, by this process:
+the one-off export (torch loaded) is not what a monitor that has run before holds.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from sqlalchemy import delete, func, insert, select
 from monitor.config import MatchingSection
 from monitor.matching.embedders import Embedder
 from monitor.matching.multilingual import UseEmbedder
+from monitor.matching.onnx_embedder import BACKENDS
 from monitor.matching.scoring import narrative_texts
 from monitor.matching.stage import make_embedder
 from monitor.types import Narrative
@@ -47,14 +51,25 @@ MONITOR = Path(sys.executable).with_name("monitor")
 
 
 # The default configuration pairs the multilingual encoder with the model (issue #14);
-# --no-multilingual measures `multilingual_model = ""`.
+# --no-multilingual measures `multilingual_model = ""`, --backend another `[matching] backend`.
 MULTILINGUAL = [MatchingSection().multilingual_model]
+BACKEND = [MatchingSection().backend]
+MODELS = [Path("data/models")]  # the run's data_dir/models, where ONNX exports are cached
 
 
 def default_embedder() -> Embedder:
     """The embedder of the configuration measured."""
     m = MatchingSection()
-    return make_embedder(m.model, m.query_prompt, m.passage_prompt, MULTILINGUAL[0])
+    return make_embedder(m.model, m.query_prompt, m.passage_prompt, MULTILINGUAL[0], backend=BACKEND[0],
+                         cache_dir=MODELS[0])
+
+
+def export_model() -> None:
+    """Export the ONNX model into the run's data_dir now (a no-op when cached), not during the run."""
+    if BACKEND[0] != "torch":
+        started = time.perf_counter()
+        default_embedder().embed(["warm up"], "query")
+        print(f"{BACKEND[0]} model ready in {MODELS[0]} ({time.perf_counter() - started:.0f} s)")
 
 
 def default_dimension() -> int:
@@ -139,7 +154,8 @@ def _narrative(i: int, rows: int) -> Narrative:
 def write_config(workdir: Path, urls: list[str]) -> Path:
     """feeds.toml: every feed on its own loopback port, polled once in the run (interval 1 h)."""
     lines = ["[monitor]", 'poll_interval = "1h"', 'log_level = "info"', "", "[matching]",
-             "starter_narratives = false", f'multilingual_model = "{MULTILINGUAL[0]}"', ""]
+             "starter_narratives = false", f'multilingual_model = "{MULTILINGUAL[0]}"',
+             f'backend = "{BACKEND[0]}"', ""]
     for i, url in enumerate(urls):
         lines += [f"[feeds.bench-{i:04d}]", f'url = "{url}"', ""]
     path = workdir / "feeds.toml"
@@ -279,15 +295,19 @@ def main() -> None:
                         help="passage vectors of earlier articles in the database (0: none)")
     parser.add_argument("--no-multilingual", action="store_true",
                         help='measure [matching] multilingual_model = "" (the model alone)')
+    parser.add_argument("--backend", default=BACKEND[0], choices=BACKENDS, help="[matching] backend")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/narrative-monitor-bench-memory"))
     parser.add_argument("--timeout", type=float, default=1200, help="seconds before the run is stopped")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"memory benchmark: {platform.machine()}, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}; {args.feeds} feeds x {args.items} {args.profile} item(s), "
-          f"{args.narratives:,} narratives x {args.rows} row(s)")
+          f"{args.narratives:,} narratives x {args.rows} row(s); backend {args.backend}"
+          f"{'' if args.no_multilingual else ' + multilingual'}")
     if args.no_multilingual:
         MULTILINGUAL[0] = ""
+    BACKEND[0], MODELS[0] = args.backend, args.workdir / "data" / "models"
+    export_model()
     database = args.workdir / f"monitor-{args.narratives}x{args.rows}-{default_dimension()}.db"
     if database.exists():
         _reset_articles(database)

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import ColumnExpressionArgument, Engine, Table, delete, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +32,7 @@ from storage.tables import (
     NarrativeRow,
     NarrativeVectorRow,
 )
-from storage.vectors import Keys, Vectors, checked_vectors, fill, replace_vectors, upsert
+from storage.vectors import Float, Keys, Vectors, checked_vectors, fill, replace_vectors, upsert
 
 Passages = Mapping[int, tuple[Sequence[str], NDArray[Any]]]  # article id -> (texts, vectors)
 _STREAM_ROWS = 2048  # vector rows fetched from the database at a time
@@ -128,20 +129,20 @@ class MatchStore:
 
         With no rows for the model the matrix has shape (0, 0).
         """
-        ids, _texts, matrix = self.load_narrative_rows(model_id, enabled_only)
+        ids, _texts, matrix = self.load_narrative_rows(model_id, enabled_only, np.float32)
         return ids, matrix
 
     def load_narrative_rows(
-        self, model_id: str, enabled_only: bool = True
-    ) -> tuple[list[str], list[str], Vectors]:
-        """`load_narrative_vectors` with the text each row embeds (for lexical evidence)."""
+        self, model_id: str, enabled_only: bool, dtype: type[Float]
+    ) -> tuple[list[str], list[str], NDArray[Float]]:
+        """`load_narrative_vectors` with the text each row embeds (for lexical evidence), as `dtype`."""
         query = (
             select(NarrativeVectorRow.narrative_id, NarrativeVectorRow.text, NarrativeVectorRow.vector)
             .join(NarrativeRow, NarrativeRow.id == NarrativeVectorRow.narrative_id)
             .where(NarrativeVectorRow.model_id == model_id, NarrativeRow.enabled if enabled_only else true())
             .order_by(NarrativeVectorRow.narrative_id, NarrativeVectorRow.row)
         )
-        keys, matrix = self._read_vectors(query, model_id)
+        keys, matrix = self._read_vectors(query, model_id, dtype)
         return [key[0] for key in keys], [key[1] for key in keys], matrix
 
     def narrative_thresholds(self) -> dict[str, float]:
@@ -152,14 +153,16 @@ class MatchStore:
         with self.engine.connect() as connection:
             return {key: value for key, value in connection.execute(query) if value is not None}
 
-    def _read_vectors(self, query: Select[*tuple[Any, ...]], model_id: str) -> tuple[list[Keys], Vectors]:
+    def _read_vectors(
+        self, query: Select[*tuple[Any, ...]], model_id: str, dtype: type[Float]
+    ) -> tuple[list[Keys], NDArray[Float]]:
         """The query's rows (vector last): their other columns, and the vectors as one matrix."""
         count = select(func.count()).select_from(query.order_by(None).subquery())
         # A reader: streaming 100,000 narratives must not hold the write lock the pollers need.
         with reader(self.engine).connect() as connection:
             expected = connection.execute(count).scalar_one()
             rows = connection.execution_options(yield_per=_STREAM_ROWS).execute(query)
-            return fill(rows, expected, model_id)
+            return fill(rows, expected, model_id, dtype)
 
     # Articles and their passages
 
@@ -218,7 +221,7 @@ class MatchStore:
             .where(ArticlePassageRow.model_id == model_id, ArticleRow.published_at >= since)
             .order_by(ArticlePassageRow.article_id, ArticlePassageRow.idx)
         )
-        keys, matrix = self._read_vectors(query, model_id)
+        keys, matrix = self._read_vectors(query, model_id, np.float32)
         return [key[0] for key in keys], [key[1] for key in keys], matrix
 
     def passage_sample(self, model_id: str, limit: int) -> tuple[list[str], Vectors]:
@@ -229,7 +232,7 @@ class MatchStore:
             .order_by(ArticlePassageRow.article_id.desc(), ArticlePassageRow.idx)
             .limit(limit)
         )
-        keys, matrix = self._read_vectors(newest, model_id)
+        keys, matrix = self._read_vectors(newest, model_id, np.float32)
         return [key[1] for key in keys], matrix
 
     def delete_passages(self, model_id: str | None = None, article_ids: Sequence[int] | None = None) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine, and_, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -135,7 +136,7 @@ def _window(session: Session, model_id: str, since: datetime) -> tuple[list[Wind
     expected = session.scalar(
         select(func.count()).select_from(ArticleRow).where(ArticleRow.published_at >= since))
     rows = [*session.execute(recent), *session.execute(older.order_by(ArticleRow.id))]
-    keys, vectors = fill(rows, expected or 0, model_id)
+    keys, vectors = fill(rows, expected or 0, model_id, np.float32)
     articles = [
         WindowArticle(article_id=k[0], feed_id=k[1], title=k[2], lead=k[3], url=k[4], language=k[5],
                       published=k[6], duplicate_of=k[7], in_window=k[6] >= since, seen=k[8] is not None,

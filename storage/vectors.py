@@ -7,7 +7,7 @@ other instead of failing; reads stream rows into one preallocated matrix.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 Vectors = NDArray[np.float32]
 STORED = np.dtype("<f4")  # how a vector is kept: float32, little-endian
 Keys = tuple[Any, ...]  # the columns of a stored vector's row other than the vector
+Float = TypeVar("Float", np.float32, np.float16)
 
 
 def decode(blob: bytes) -> Vectors:
@@ -70,18 +71,21 @@ def checked_vectors(texts: Sequence[str], vectors: NDArray[Any]) -> Vectors:
     return array
 
 
-def fill(rows: Iterable[Sequence[Any]], expected: int, model_id: str) -> tuple[list[Keys], Vectors]:
-    """Rows ending in a stored vector: the other columns, and the vectors as one float32 matrix.
+def fill(
+    rows: Iterable[Sequence[Any]], expected: int, model_id: str, dtype: type[Float]
+) -> tuple[list[Keys], NDArray[Float]]:
+    """Rows ending in a stored vector: the other columns, and the vectors as one matrix of `dtype`.
 
     The matrix is allocated once for the `expected` rows and filled as they stream in, so a large
-    index never exists twice in memory (as blobs and as an array) while it loads.
+    index never exists twice in memory (as blobs and as an array) while it loads; in float16 it
+    is half the size (the narrative index keeps float16, monitor.matching.index).
     """
     keys: list[Keys] = []
-    matrix = np.empty((0, 0), dtype=np.float32)
+    matrix = np.empty((0, 0), dtype=dtype)
     for row in rows:
         blob = row[-1]
         if not keys:
-            matrix = np.empty((max(expected, 1), len(blob) // STORED.itemsize), dtype=np.float32)
+            matrix = np.empty((max(expected, 1), len(blob) // STORED.itemsize), dtype=dtype)
         if len(blob) != matrix.shape[1] * STORED.itemsize or len(blob) % STORED.itemsize:
             raise ValueError(f"stored vectors of model {model_id!r} differ in dimension")
         if len(keys) == len(matrix):  # rows were added after they were counted

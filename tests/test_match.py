@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
-from monitor.matching.embedders import HashingEmbedder
+from monitor.matching.embedders import Embedder, HashingEmbedder
 from monitor.matching.index import NarrativeIndex, Thresholds, best_sentence, tier_of
+from monitor.matching.narrative_files import STARTER_NARRATIVES, read_narratives
 from monitor.types import Scored, Tier
 
 
@@ -175,7 +178,8 @@ def test_large_random_index_agrees_with_a_naive_loop() -> None:
     position = {narrative_id: i for i, narrative_id in enumerate(index.ids)}
     for narrative_id in rng.choice(narratives, size=40, replace=False).tolist():
         score, passage = naive_best(ids, matrix, passages, narrative_id)
-        assert scores[position[narrative_id]] == pytest.approx(score, abs=1e-5)
+        # The index keeps float16 rows: a cosine moves by well under 1e-3.
+        assert scores[position[narrative_id]] == pytest.approx(score, abs=1e-3)
         assert where[position[narrative_id]] == passage
 
     top = index.top(passages, 5)
@@ -237,10 +241,38 @@ def test_ties_between_passages_and_rows_name_the_first() -> None:
     ]
 
 
-def test_index_keeps_a_grouped_float32_matrix_without_copying() -> None:
-    matrix = np.stack([unit(1, 0), unit(0, 1), unit(1, 1)])
-    index = NarrativeIndex.from_arrays(["a", "a", "b"], matrix)
-    assert np.shares_memory(index.vectors("a"), matrix)
+def test_index_holds_half_the_memory_of_its_float32_rows() -> None:
+    rng = np.random.default_rng(11)
+    ids = [f"n{i // 2}" for i in range(4000)]  # grouped, as the database returns them
+    matrix = rng.standard_normal((len(ids), 384)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    index = NarrativeIndex.from_arrays(ids, matrix)
+    assert index.nbytes == matrix.nbytes // 2
+    assert index.vectors("n3").dtype == np.float32
+    assert np.abs(index.vectors("n3") - matrix[6:8]).max() < 1e-3
+    # Rows read in float16 (as the stage loads them) are kept as they are, not copied.
+    half = matrix.astype(np.float16)
+    tracemalloc.start()
+    NarrativeIndex.from_arrays(ids, half)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 0.6 * half.nbytes  # a copy would be all of it; the finiteness mask is a byte a number
+
+
+def test_float16_scores_equal_float32_ones_within_1e3_on_real_vectors(default_embedder: Embedder) -> None:
+    claims = [n.title for n in read_narratives(STARTER_NARRATIVES).narratives]
+    news = [
+        "NATO is moving more troops and bases closer to the Russian border, officials said.",
+        "The central bank kept interest rates unchanged on Tuesday.",
+        "Some claim the vaccines contain microchips that track the people who receive them.",
+        "Officials said the flood barriers held through the night.",
+        "Biolabs in Ukraine are said to be developing weapons, a spokesman claimed.",
+    ]
+    rows, passages = default_embedder.embed(claims, "passage"), default_embedder.embed(news, "query")
+    scores, where = NarrativeIndex.from_arrays(claims, rows).best(passages)
+    exact = passages @ rows.T  # float32 throughout, as the index was before
+    assert np.abs(scores - exact.max(axis=0)).max() < 1e-3
+    assert where.tolist() == exact.argmax(axis=0).tolist()
 
 
 def test_a_corrupt_vector_matches_nothing_and_keeps_the_others_aligned() -> None:

@@ -10,18 +10,22 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from sqlalchemy import Engine
 from test_matching import store_article
 
+from monitor.matching import index as index_module
+from monitor.matching import routes as routes_module
 from monitor.matching.embedders import Embedder, Kind, Vectors
 from monitor.matching.index import NarrativeIndex, Thresholds
 from monitor.matching.languages import UNKNOWN, detect
 from monitor.matching.multilingual import DualEmbedder, UseEmbedder
+from monitor.matching.narrative_files import STARTER_NARRATIVES, read_narratives
 from monitor.matching.routes import CrossCalibration, passage_languages
-from monitor.matching.scoring import MULTILINGUAL, PRIMARY, EmbeddedText
+from monitor.matching.scoring import MULTILINGUAL, PRIMARY, EmbeddedText, make_scorer, narrative_texts
 from monitor.matching.stage import MatchStage, make_embedder
 from monitor.types import Feed, Narrative, Tier
 from storage.narratives_repo import MatchStore
@@ -141,6 +145,39 @@ def test_dual_vectors_hold_both_models_and_stay_unit(dual: DualEmbedder) -> None
     assert vectors.shape == (2, 384 + UseEmbedder.dimension)
     assert np.linalg.norm(vectors, axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
     assert dual.model_id == "all-MiniLM-L6-v2+use-multilingual-v3|uk=2"
+
+
+def test_float16_rows_score_as_float32_ones_on_both_routes(
+    dual: DualEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The indexes keep float16 rows (issue #17): every narrative's score stays within 1e-3."""
+    narratives = read_narratives(STARTER_NARRATIVES).narratives
+    ids = [n.id for n in narratives for _ in narrative_texts(n)]
+    texts = [text for n in narratives for text in narrative_texts(n)]
+    matrix = dual.embed(texts, "passage")
+    articles = [*RETELLINGS.values(), RUSSIAN_WEATHER, UKRAINIAN_WEATHER, (COLOUR.title, COLOUR.summary)]
+    background = dual.embed([text for pair in articles for text in pair], "query")
+    thresholds = Thresholds(alert=0.70, watch=0.58)
+
+    embedded = make_scorer(dual, ids, texts, matrix, thresholds, overrides={}).embed_texts(articles)
+
+    def scores(rows: type[np.floating[Any]]) -> list[dict[str, tuple[float, str]]]:
+        """Each article's narratives (score, route), with the indexes keeping `rows`."""
+        monkeypatch.setattr(index_module, "ROWS", rows)
+        monkeypatch.setattr(routes_module, "ROWS", rows)
+        scorer = make_scorer(dual, ids, texts, matrix.astype(rows), thresholds, overrides={},
+                             background=background)
+        every = len(narratives)
+        return [{s.narrative_id: (s.score, s.route) for s in scorer.top(text, every, evidence=False)}
+                for text in embedded]
+
+    half, full = scores(np.float16), scores(np.float32)
+    assert {route for found in full for _score, route in found.values()} == {PRIMARY, MULTILINGUAL}
+    for got, want in zip(half, full, strict=True):
+        assert got.keys() == want.keys()
+        for narrative_id, (score, route) in want.items():
+            assert got[narrative_id][1] == route
+            assert got[narrative_id][0] == pytest.approx(score, abs=1e-3)
 
 
 @pytest.fixture

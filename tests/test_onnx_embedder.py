@@ -59,6 +59,18 @@ def test_second_load_reads_the_cache_without_torch(
     assert [p.name for p in exported.cache_dir.iterdir()] == [exported.exported().name]
 
 
+def test_long_passages_go_in_small_batches_with_the_same_vectors(
+    exported: OnnxEmbedder, default_embedder: Embedder
+) -> None:
+    # Long Russian-like passages beside short ones: a batch of 32 at 256 tokens took ~900 MB.
+    long = [" ".join(SENTENCES * 8) + f" {i}" for i in range(20)]
+    texts = [*SENTENCES, *long, *SENTENCES]
+    vectors = exported.embed(texts, "query")
+    assert np.abs(vectors - default_embedder.embed(texts, "query")).max() < 1e-4
+    alone = np.vstack([exported.embed([text], "query") for text in texts[:6]])
+    assert np.abs(vectors[:6] - alone).max() < 1e-5  # a vector does not depend on its batch mates
+
+
 def test_a_damaged_export_names_its_folder(exported: OnnxEmbedder, tmp_path: Path) -> None:
     damaged = OnnxEmbedder(cache_dir=tmp_path, int8=False)
     shutil.copytree(exported.exported(), damaged.exported())

@@ -280,13 +280,13 @@ def test_vectors_stream_into_one_matrix(store: MatchStore, monkeypatch: pytest.M
 def test_fill_copes_with_rows_added_or_removed_after_the_count() -> None:
     rows = [("a", v.tobytes()) for v in vectors(5, seed=3)]
     for expected in (0, 1, 5, 9):
-        keys, matrix = fill(iter(rows), expected, MODEL)
+        keys, matrix = fill(iter(rows), expected, MODEL, np.float32)
         assert keys == [("a",)] * 5
         assert matrix.tobytes() == vectors(5, seed=3).tobytes()
-    keys, matrix = fill(iter([]), 3, MODEL)
+    keys, matrix = fill(iter([]), 3, MODEL, np.float32)
     assert keys == [] and matrix.shape == (0, 0)
     with pytest.raises(ValueError, match="differ in dimension"):
-        fill(iter([("a", b"12345")]), 1, MODEL)
+        fill(iter([("a", b"12345")]), 1, MODEL, np.float32)
 
 
 def test_narrative_thresholds_of_enabled_narratives(store: MatchStore) -> None:

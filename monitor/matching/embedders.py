@@ -29,6 +29,13 @@ Vectors = NDArray[np.float32]
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"})
 _WORD = re.compile(r"\w+")
+# Padded tokens squared, summed over a batch, that one model call may take. Attention holds
+# (batch x heads x tokens x tokens) floats per layer, several at once when unfused (the ONNX
+# export; ONNX Runtime's arena then keeps the largest call's). Batches of 32 Russian passages
+# cut at 256 tokens grew the process by ~930 MB on ONNX and ~390 MB on torch (issue #17);
+# within 16 passages of 128 tokens, by ~190 and ~260 MB, no slower. Short passages still go 32
+# at a time, long ones 4. A vector does not depend on its batch: padding is masked.
+ATTENTION_BUDGET = 16 * 128 * 128
 
 
 class Embedder(Protocol):
@@ -58,6 +65,22 @@ class Embedder(Protocol):
     def truncate(self, text: str, max_tokens: int) -> str:
         """Return the longest prefix of `text` with at most `max_tokens` tokens."""
         ...
+
+
+def token_batches(lengths: Sequence[int], batch_size: int, budget: int) -> list[list[int]]:
+    """Positions of texts of these token lengths in batches, longest first, each within `budget`.
+
+    A batch pads to its first (longest) text, so it holds at most budget // length² texts
+    (never fewer than one, never more than `batch_size`). Like lengths pad little together.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches, start = [], 0
+    while start < len(order):
+        longest = max(lengths[order[start]], 1)
+        size = max(1, min(batch_size, budget // longest**2))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
 
 
 def default_prompts(model: str) -> tuple[str, str]:
@@ -115,22 +138,25 @@ class SentenceTransformerEmbedder:
         if len(texts) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
         prompt = self.query_prompt if kind == "query" else self.passage_prompt
+        lengths = model.tokenizer([prompt + text for text in texts], truncation=True,
+                                  max_length=model.max_seq_length, verbose=False)["input_ids"]
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
         with _precision(self.bfloat16):
-            # encode() already sorts by length for padding and restores the order.
-            vectors = model.encode(
-                list(texts),
-                prompt=prompt or None,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        vectors = np.asarray(vectors, dtype=np.float32)
+            # Each batch within ATTENTION_BUDGET: encode() sorts it by length and restores the order.
+            for rows in token_batches([len(ids) for ids in lengths], self.batch_size, ATTENTION_BUDGET):
+                vectors[rows] = model.encode(
+                    [texts[i] for i in rows],
+                    prompt=prompt or None,
+                    batch_size=len(rows),
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
         if self.bfloat16:  # normalised in bfloat16: unit length to float32 precision again
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             norms[norms == 0] = 1.0
-            vectors = vectors / norms
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+            vectors /= norms
+        return vectors
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenize(text)["input_ids"])

@@ -32,7 +32,15 @@ from typing import Any
 import numpy as np
 
 from monitor.errors import ModelError
-from monitor.matching.embedders import DEFAULT_MODEL, Kind, SentenceTransformerEmbedder, Vectors, truncated
+from monitor.matching.embedders import (
+    ATTENTION_BUDGET,
+    DEFAULT_MODEL,
+    Kind,
+    SentenceTransformerEmbedder,
+    Vectors,
+    token_batches,
+    truncated,
+)
 
 log = logging.getLogger("monitor.matching.onnx")
 SUFFIX = "@onnx-int8"
@@ -161,10 +169,9 @@ class _Runtime:
 
     def embed(self, texts: Sequence[str], batch_size: int) -> Vectors:
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        # Longest first, as sentence-transformers does: batches of like lengths pad little.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        lengths = [min(len(e.ids) + self.special_tokens, self.max_length)
+                   for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+        for rows in token_batches(lengths, batch_size, ATTENTION_BUDGET):
             encoded = self.batcher.encode_batch([texts[i] for i in rows])
             feed = {
                 "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),

@@ -25,15 +25,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from monitor.matching.embedders import Vectors
-from monitor.matching.index import NarrativeIndex
+from monitor.matching.index import ROWS, NarrativeIndex
 from monitor.matching.languages import ENGLISH, UNKNOWN
 
-_ROW_BLOCK = 4096  # rows scored at a time against the background sample
+Floats = NDArray[np.floating[Any]]  # float32 vectors, or the index's float16 rows
+# Rows scored at a time against the background sample: (2,000 passages x 1,024 rows) in float64
+# is 16 MB of scratch; with 4,096 rows the index build peaked ~70 MB higher (issue #17).
+_ROW_BLOCK = 1024
 
 
 @dataclass(frozen=True)
@@ -55,14 +59,14 @@ class CrossCalibration:
     quantile: float = 0.995
     base_texts: int = 30
 
-    def row_affine(self, rows: Vectors, sample: Vectors) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    def row_affine(self, rows: Floats, sample: Vectors) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Per narrative row: (a, b) so that a * cosine + b is its score (see the module doc)."""
         mean, sd = self.background(rows, sample)
         a = self.scale / sd
         return a.astype(np.float32), (self.offset - a * mean).astype(np.float32)
 
     def raised(
-        self, rows: Vectors, sample: Vectors, watch: float, foreign: NDArray[np.bool_] | None = None
+        self, rows: Floats, sample: Vectors, watch: float, foreign: NDArray[np.bool_] | None = None
     ) -> tuple[NDArray[np.float32], NDArray[np.float32], float]:
         """`row_affine` with every offset lowered by the rise the number of rows calls for.
 
@@ -78,7 +82,7 @@ class CrossCalibration:
         rise = max(rise, 0.0)
         return scale, (offset - rise).astype(np.float32), rise
 
-    def background(self, rows: Vectors, sample: Vectors) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def background(self, rows: Floats, sample: Vectors) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Each row's mean and standard deviation of cosine over the sample, shrunk to the prior."""
         n, w = float(len(sample)), self.prior_weight
         if len(sample) == 0 or len(rows) == 0:
@@ -114,7 +118,7 @@ class RoutedIndexes:
         sample_languages: Sequence[str] | None = None,
     ) -> RoutedIndexes:
         """`matrix` holds dual rows ([primary | multilingual] / sqrt 2); `sample` dual passages."""
-        primary_half, multi_half = split_halves(matrix, parts)
+        primary_half, multi_half = row_halves(matrix, parts)
         _, sample_multi = split_halves(sample, parts)
         english = np.array([row_language(language) == ENGLISH for language in languages], dtype=bool)
         foreign = None
@@ -131,14 +135,14 @@ class RoutedIndexes:
         )
 
 
-def _moments(sample: Vectors, rows: Vectors) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _moments(sample: Vectors, rows: Floats) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Each row's mean cosine and mean squared cosine over the sample, a block of rows at a time.
 
     At once, (2,000 passages x 100,000 rows) in float64 took 2.9 GB at start-up (issue #17).
     """
     first, squares = np.empty(len(rows)), np.empty(len(rows))
     for low in range(0, len(rows), _ROW_BLOCK):
-        block = np.asarray(sample @ rows[low : low + _ROW_BLOCK].T, dtype=np.float64)  # (sample, block)
+        block = np.asarray(sample @ _float32(rows[low : low + _ROW_BLOCK]).T, dtype=np.float64)
         first[low : low + _ROW_BLOCK] = block.mean(axis=0)
         block **= 2
         squares[low : low + _ROW_BLOCK] = block.mean(axis=0)
@@ -146,41 +150,65 @@ def _moments(sample: Vectors, rows: Vectors) -> tuple[NDArray[np.float64], NDArr
 
 
 def _best_scores(
-    sample: Vectors, rows: Vectors, scale: NDArray[np.float32], offset: NDArray[np.float32]
+    sample: Vectors, rows: Floats, scale: NDArray[np.float32], offset: NDArray[np.float32]
 ) -> NDArray[np.float32]:
     """Each sample passage's best calibrated score over all rows, a block of rows at a time."""
     best = np.full(len(sample), -np.inf, dtype=np.float32)
     for low in range(0, len(rows), _ROW_BLOCK):
-        block = sample @ rows[low : low + _ROW_BLOCK].T
+        block = sample @ _float32(rows[low : low + _ROW_BLOCK]).T
         block *= scale[low : low + _ROW_BLOCK]
         block += offset[low : low + _ROW_BLOCK]
         np.maximum(best, block.max(axis=1), out=best)
     return best
 
 
-def _rows(vectors: Vectors, chosen: NDArray[np.bool_]) -> Vectors:
-    """The chosen rows; the array itself when that is all of them (100,000 rows are 146 MB a copy)."""
+def _rows(vectors: Floats, chosen: NDArray[np.bool_]) -> Floats:
+    """The chosen rows; the array itself when that is all of them (100,000 rows are 73 MB a copy)."""
     return vectors if bool(chosen.all()) else vectors[chosen]
 
 
-def split_halves(vectors: Vectors, parts: tuple[int, int]) -> tuple[Vectors, Vectors]:
+def split_halves(vectors: Floats, parts: tuple[int, int]) -> tuple[Vectors, Vectors]:
     """The primary and multilingual unit vectors inside dual vectors.
 
     Each half is scaled to unit length on its own: a dual row holds both at 1/sqrt(2), a passage
     embedded for the multilingual route alone holds [0 | multilingual] (its primary half stays 0,
     which scores 0 against everything).
     """
+    return _halves(vectors, parts, np.float32)
+
+
+def row_halves(matrix: Floats, parts: tuple[int, int]) -> tuple[NDArray[np.float16], NDArray[np.float16]]:
+    """`split_halves` of narrative rows, in float16 as the indexes keep them.
+
+    A block of rows at a time: no float32 copy of either half is made (146 and 195 MB at
+    100,000 rows, issue #17).
+    """
+    return _halves(matrix, parts, ROWS)
+
+
+def _halves(vectors: Floats, parts: tuple[int, int], dtype: type[np.floating[Any]]) -> tuple[Any, Any]:
     first = parts[0]
+    primary = np.zeros((len(vectors), parts[0]), dtype=dtype)
+    multi = np.zeros((len(vectors), parts[1]), dtype=dtype)
     if vectors.shape[1] != sum(parts):  # no rows at all (an empty index or sample)
-        return (np.zeros((len(vectors), parts[0]), dtype=np.float32),
-                np.zeros((len(vectors), parts[1]), dtype=np.float32))
-    return _unit_rows(vectors[:, :first]), _unit_rows(vectors[:, first:])
+        return primary, multi
+    for low in range(0, len(vectors), _ROW_BLOCK):
+        block = _float32(vectors[low : low + _ROW_BLOCK])
+        primary[low : low + _ROW_BLOCK] = _unit_rows(block[:, :first])
+        multi[low : low + _ROW_BLOCK] = _unit_rows(block[:, first:])
+    return primary, multi
 
 
 def _unit_rows(half: Vectors) -> Vectors:
     norms = np.linalg.norm(half, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return np.ascontiguousarray(half / norms, dtype=np.float32)
+    unit: Vectors = half / norms
+    return unit
+
+
+def _float32(rows: Floats) -> Vectors:
+    """Rows for a BLAS product (which has no float16 one); no copy when they are float32."""
+    return np.asarray(rows, dtype=np.float32)
 
 
 def row_language(language: str) -> str:

@@ -16,7 +16,7 @@ from monitor.matching.languages import ENGLISH, UNKNOWN, detect, detect_each
 from monitor.matching.lexical import LexicalIndex
 from monitor.matching.multilingual import DualEmbedder
 from monitor.matching.passages import split_passages
-from monitor.matching.routes import CrossCalibration, RoutedIndexes, passage_languages, split_halves
+from monitor.matching.routes import CrossCalibration, Floats, RoutedIndexes, passage_languages, split_halves
 from monitor.types import Narrative, Scored, Tier
 
 PRIMARY = "primary"  # both texts English: the primary model and lexical coverage
@@ -97,6 +97,13 @@ class Scorer:
         self.thresholds = thresholds
         self.max_passages = max_passages
         self.window_tokens = window_tokens
+
+    @property
+    def nbytes(self) -> int:
+        """The memory the vectors of its indexes take."""
+        if self.routes is None:
+            return self.index.nbytes
+        return sum(index.nbytes for index in (self.routes.primary, self.routes.foreign, self.routes.every))
 
     def embed_texts(self, items: Sequence[tuple[str, str]]) -> list[EmbeddedText]:
         """Split each (title, text) into passages and embed them all in one batch."""
@@ -275,7 +282,7 @@ def make_scorer(
     embedder: Embedder,
     ids: Sequence[str],
     texts: Sequence[str],
-    matrix: Vectors,
+    matrix: Floats,
     thresholds: Thresholds,
     *,
     overrides: dict[str, float],
