@@ -5,9 +5,10 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, delete, func, inspect, select, text, update
+from sqlalchemy import Engine, delete, func, insert, inspect, select, text, update
 from test_ops import T0, populate
 from test_retention import NOW, _fill
 
@@ -78,8 +79,9 @@ def test_counters_follow_retention(engine: Engine) -> None:
 
 
 def test_concurrent_writers_keep_exact_counts(engine: Engine) -> None:
-    """Threads on their own connections (PostgreSQL: own backends, so several counter slots)."""
-    feeds = [Feed(f"f{i}", f"https://f{i}.example/rss") for i in range(4)]
+    """Threads on their own connections, adding to two keys in opposite orders: on PostgreSQL
+    writers that shared a counter row would deadlock on it."""
+    feeds = [Feed(f"f{i}", f"https://f{i}.example/rss") for i in range(8)]
     Repository(engine).sync_feeds(feeds)
     MatchStore(engine).upsert_narratives([Narrative("n1", "Claim one")])
 
@@ -89,15 +91,36 @@ def test_concurrent_writers_keep_exact_counts(engine: Engine) -> None:
             articles = [_article(feed.id, f"{round_}-{n}") for n in range(3)]
             stored = repo.record_success(FeedState(feed.id, feed.url, FeedStatus.OK), articles)
             ids = [s.id for s in stored if s.id is not None]
+            tiers = [Tier.ALERT, Tier.WATCH] if int(feed.id[1:]) % 2 else [Tier.WATCH, Tier.ALERT]
             store.save_passages_and_matches("m", {}, [
-                Match(aid, "n1", 0.8, Tier.ALERT if aid % 2 else Tier.WATCH, "p", "e") for aid in ids])
+                Match(aid, "n1", 0.8, tiers[n % 2], "p", "e") for n, aid in enumerate(ids)])
             outbox.settle(outbox.add_test(f"#{feed.id}"), AlertStatus.SENT, ts="1.0")
 
     with ThreadPoolExecutor(len(feeds)) as pool:
         for future in [pool.submit(write, feed) for feed in feeds]:
             future.result()
     assert counted(engine) == fresh(engine)
-    assert counted(engine)[0] == 4 * 10 * 3 and counted(engine)[2] == {"sent": 4 * 10}
+    assert counted(engine)[0] == 8 * 10 * 3 and counted(engine)[2] == {"sent": 8 * 10}
+
+
+def test_a_writer_never_waits_for_another_writers_counter_row(engine: Engine) -> None:
+    """PostgreSQL: while one transaction holds its counter rows, another adding to the same keys
+    commits at once (SQLite has one writer at a time: nothing to share)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite writers take turns")
+    populate(engine)
+    other = {"n1": "n2", "n2": "n1"}  # each article with the narrative it has no match for yet
+    pairs = [(match.article_id, other[match.narrative_id]) for match in MatchStore(engine).matches()]
+    rows = [{"article_id": aid, "narrative_id": nid, "score": 0.9, "tier": tier, "passage": "p",
+             "evidence": "e", "model_id": "m", "created_at": T0, "updated_at": T0}
+            for (aid, nid), tier in zip(pairs, ("alert", "watch", "alert"), strict=True)]
+    with engine.connect() as first, engine.connect() as second:
+        first.execute(insert(MatchRow), rows[:1])  # holds a counter row of ("matches", "alert")
+        second.execute(text("SET LOCAL lock_timeout = '3s'"))
+        second.execute(insert(MatchRow), rows[1:][::-1])  # "alert" and "watch"
+        second.commit()
+        first.commit()
+    assert counted(engine) == fresh(engine) and counted(engine)[1] == {"alert": 4, "watch": 2}
 
 
 def test_upgrade_counts_rows_already_there_and_downgrade_drops_the_counters(database_url: str) -> None:
@@ -118,9 +141,9 @@ def test_upgrade_counts_rows_already_there_and_downgrade_drops_the_counters(data
 
 
 def test_truncate_zeroes_the_counters_on_postgresql(engine: Engine) -> None:
-    populate(engine)
     if engine.dialect.name != "postgresql":
-        return  # SQLite has no TRUNCATE
+        pytest.skip("SQLite has no TRUNCATE")
+    populate(engine)
     with engine.begin() as connection:
         connection.execute(text("TRUNCATE alerts CASCADE"))
     assert counted(engine) == fresh(engine) and counted(engine)[2] == {}

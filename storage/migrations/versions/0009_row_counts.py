@@ -22,36 +22,64 @@ depends_on = None
 
 # Table -> the column counted per value; None counts the whole table under the key ''.
 COUNTED: dict[str, str | None] = {'articles': None, 'matches': 'tier', 'alerts': 'status'}
-# PostgreSQL: each connection adds to slot pid mod SLOTS, so concurrent writers seldom wait
-# for one another's counter row until commit. SQLite has one writer at a time: slot 0 only.
+# PostgreSQL: concurrent writers add to different rows ("slots", summed on read), so none waits
+# for another's counter row until commit. SQLite has one writer at a time: slot 0 only.
 SLOTS = 8
 
 # No ':' or '%' in these statements: SQLAlchemy's text() and the driver would read them as
-# parameters. One function serves every counted table: the counted column is the trigger's
-# argument, the table its TG_TABLE_NAME. Statement-level, so a bulk insert or a retention
-# batch updates each counter once, from the transition tables.
-_PG_FUNCTION = f"""
-CREATE FUNCTION row_counts_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+# parameters.
+
+# The slot a transaction adds to for one key: the first, from pid mod SLOTS on, whose
+# transaction-scoped advisory lock (the two-integer form; the application's own locks use the
+# one-bigint form, a separate key space) it holds already or can take at once. Only the holder
+# writes that counter row, so a writer never waits for another's: two transactions adding to
+# several keys in opposite orders would otherwise deadlock on them. Slots past SLOTS appear
+# only when more than SLOTS transactions write one key at once.
+_PG_SLOT = f"""
+CREATE FUNCTION row_counts_slot(counted text, value text) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
-    counted text := coalesce(quote_ident(TG_ARGV[0]), quote_literal(''));
-    changes text;
+    lock_key integer := hashtext(counted || '/' || value);
+    slot integer := mod(pg_backend_pid(), {SLOTS});
+BEGIN
+    WHILE NOT pg_try_advisory_xact_lock(lock_key, slot) LOOP
+        slot := slot + 1;
+    END LOOP;
+    RETURN slot;
+END
+$$
+"""
+
+
+def _postgres_function(table: str, column: str | None) -> str:
+    """The trigger function of one table: statement-level, so a bulk insert or a retention batch
+    adds to each counter once, from the transition tables. Static SQL, one function per table:
+    PL/pgSQL keeps its plans, where a generic function with EXECUTE planned every statement."""
+    key = column or "''"
+    inserted, deleted = f'SELECT {key} AS key, 1 AS d FROM new_rows', f'SELECT {key} AS key, -1 AS d FROM old_rows'
+
+    def add(changes: str) -> str:
+        # An update that leaves the counted column alone sums to 0 per key and writes nothing.
+        return f"""FOR change IN SELECT key, sum(d) AS n FROM ({changes}) AS changes
+                   GROUP BY key HAVING sum(d) <> 0 LOOP
+            INSERT INTO row_counts AS c (name, key, slot, n)
+            VALUES ('{table}', change.key, row_counts_slot('{table}', change.key), change.n)
+            ON CONFLICT (name, key, slot) DO UPDATE SET n = c.n + excluded.n;
+        END LOOP;"""
+
+    return f"""
+CREATE FUNCTION row_counts_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    change record;
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
-        DELETE FROM row_counts WHERE name = TG_TABLE_NAME;
-        RETURN NULL;
+        DELETE FROM row_counts WHERE name = '{table}';
     ELSIF TG_OP = 'INSERT' THEN
-        changes := 'SELECT ' || counted || ' AS key, 1 AS d FROM new_rows';
+        {add(inserted)}
     ELSIF TG_OP = 'DELETE' THEN
-        changes := 'SELECT ' || counted || ' AS key, -1 AS d FROM old_rows';
+        {add(deleted)}
     ELSE
-        changes := 'SELECT ' || counted || ' AS key, 1 AS d FROM new_rows UNION ALL SELECT '
-                   || counted || ', -1 FROM old_rows';
+        {add(f'{inserted} UNION ALL {deleted}')}
     END IF;
-    -- An update that leaves the counted column alone sums to 0 per key and writes nothing.
-    EXECUTE 'INSERT INTO row_counts AS c (name, key, slot, n) SELECT ' || quote_literal(TG_TABLE_NAME)
-            || ', key, mod(pg_backend_pid(), {SLOTS}), sum(d) FROM (' || changes || ') AS changes'
-            || ' GROUP BY key HAVING sum(d) <> 0'
-            || ' ON CONFLICT (name, key, slot) DO UPDATE SET n = c.n + excluded.n';
     RETURN NULL;
 END
 $$
@@ -68,7 +96,7 @@ def upgrade() -> None:
     )
     postgres = op.get_bind().dialect.name == 'postgresql'
     if postgres:
-        op.execute(sa.text(_PG_FUNCTION))
+        op.execute(sa.text(_PG_SLOT))
     # Triggers first, counts after: on PostgreSQL CREATE TRIGGER locks each table against
     # writes until this transaction commits, so no row lands between the count and its trigger.
     # (SQLite: the migration holds the one write lock throughout.)
@@ -87,7 +115,9 @@ def downgrade() -> None:
         for name in _trigger_names(table, column, postgres):
             op.execute(sa.text(f'DROP TRIGGER {name} ON {table}' if postgres else f'DROP TRIGGER {name}'))
     if postgres:
-        op.execute(sa.text('DROP FUNCTION row_counts_apply()'))
+        for table in COUNTED:
+            op.execute(sa.text(f'DROP FUNCTION row_counts_{table}()'))
+        op.execute(sa.text('DROP FUNCTION row_counts_slot(text, text)'))
     op.drop_table('row_counts')
 
 
@@ -97,10 +127,10 @@ def _trigger_names(table: str, column: str | None, postgres: bool) -> list[str]:
 
 
 def _postgres_triggers(table: str, column: str | None) -> list[str]:
-    argument = f"'{column}'" if column else ''
-    apply = f'FOR EACH STATEMENT EXECUTE FUNCTION row_counts_apply({argument})'
     name = f'row_counts_{table}'
+    apply = f'FOR EACH STATEMENT EXECUTE FUNCTION {name}()'
     statements = [
+        _postgres_function(table, column),
         f'CREATE TRIGGER {name}_insert AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows {apply}',
         f'CREATE TRIGGER {name}_delete AFTER DELETE ON {table} REFERENCING OLD TABLE AS old_rows {apply}',
         f'CREATE TRIGGER {name}_truncate AFTER TRUNCATE ON {table} {apply}',
