@@ -53,12 +53,13 @@ def test_counters_follow_repositories_status_and_tier_changes(engine: Engine) ->
     outbox.settle(pending[0], AlertStatus.SENT, ts="2.0")
     outbox.settle_many([outbox.add_test("#d"), outbox.add_test("#e")], AlertStatus.MERGED)
     assert counted(engine)[2] == {"sent": 2, "failed": 1, "merged": 2}
-    # A rescored match changes tier in place (an UPDATE), and one that keeps its tier changes nothing.
+    # A rescored match is updated in place: counted when its tier changes, not when only its score does.
     store = MatchStore(engine, clock=lambda: T0)
     match = store.matches()[0]
-    store.save_passages_and_matches("model", {}, [Match(match.article_id, match.narrative_id, 0.5,
-                                                        Tier.WATCH, "p", "e")])
-    assert counted(engine)[1] == {"alert": 1, "watch": 2} and counted(engine) == fresh(engine)
+    for score, tier in ((0.5, Tier.WATCH), (0.52, Tier.WATCH)):
+        store.save_passages_and_matches("model", {}, [Match(match.article_id, match.narrative_id, score,
+                                                            tier, "p", "e")])
+        assert counted(engine)[1] == {"alert": 1, "watch": 2} and counted(engine) == fresh(engine)
     with engine.begin() as connection:  # a hand-typed bulk delete is counted too
         connection.execute(delete(AlertRow).where(AlertRow.status == AlertStatus.MERGED.value))
         connection.execute(update(AlertRow).values(attempts=AlertRow.attempts + 1))

@@ -6,7 +6,7 @@ retention, bulk loads, a hand-typed DELETE) is counted, in the writer's own tran
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-12-01
+Create Date: 2026-11-30
 """
 
 from __future__ import annotations
