@@ -1,7 +1,9 @@
 """Operational figures for /metrics and `monitor status`, read from the database.
 
-They are counted here at read time, not in the process, so they stay right when several
-processes (the scheduler, any number of workers) poll, match and deliver on one database.
+They are read from the database, not kept in the process, so they stay right when several
+processes (the scheduler, any number of workers) poll, match and deliver on one database. The
+counts of articles, matches and alerts come from `row_counts`, which the database's triggers
+keep beside the rows (migration 0009): a few rows to read however big the tables grow.
 Read-only: nothing here writes or takes a lock beyond what a read needs.
 """
 
@@ -12,12 +14,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, func, select
-from sqlalchemy.orm import InstrumentedAttribute
 
 from monitor.types import AlertStatus, DigestState, DigestStatus, Feed, FeedStatus, OpsFigures, Tier
 from storage.db import reader
 from storage.repo import shown_status
-from storage.tables import AlertRow, ArticleRow, DigestRow, FeedRow, MatchRow
+from storage.tables import AlertRow, ArticleRow, DigestRow, FeedRow, MatchRow, RowCountRow
 
 _INACTIVE = {FeedStatus.DISABLED, FeedStatus.REMOVED}
 
@@ -26,9 +27,10 @@ def read_figures(engine: Engine, feeds: Sequence[Feed]) -> OpsFigures:
     """Feeds by status, articles, matches by tier, outbox by status and the last digest."""
     with reader(engine).connect() as connection:  # no write lock: a scrape never waits for pollers
         feed_counts, failing, last_poll = _feeds(connection, feeds)
-        articles = connection.scalar(select(func.count()).select_from(ArticleRow)) or 0
-        matches = _counts(connection, MatchRow.tier, [t.value for t in Tier])
-        alerts = _counts(connection, AlertRow.status, [s.value for s in AlertStatus])
+        counts = _row_counts(connection)
+        articles = counts.get(ArticleRow.__tablename__, {}).get("", 0)
+        matches = _every_key(counts.get(MatchRow.__tablename__, {}), [t.value for t in Tier])
+        alerts = _every_key(counts.get(AlertRow.__tablename__, {}), [s.value for s in AlertStatus])
         digest, sent = _digest(connection)
     return OpsFigures(feeds=feed_counts, failing_feeds=failing, last_poll=last_poll, articles=articles,
                       matches=matches, alerts=alerts, last_digest=digest, last_digest_sent=sent)
@@ -72,13 +74,22 @@ def _feeds(connection: Connection, feeds: Sequence[Feed]) -> tuple[dict[str, int
     return dict(counts), failing, max(polls, default=None)
 
 
-def _counts(
-    connection: Connection, column: InstrumentedAttribute[str], keys: Sequence[str]
-) -> dict[str, int]:
-    """Rows per value of `column`, every expected value present so no series disappears."""
-    rows = connection.execute(select(column, func.count()).group_by(column))
-    found = {value: count for value, count in rows}
-    return {key: int(found.get(key, 0)) for key in keys} | {k: int(v) for k, v in found.items()}
+def _row_counts(connection: Connection) -> dict[str, dict[str, int]]:
+    """Rows per table and key, from the counters; keys that count nothing are left out."""
+    total = func.sum(RowCountRow.n)
+    rows = connection.execute(
+        select(RowCountRow.name, RowCountRow.key, total).group_by(RowCountRow.name, RowCountRow.key)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for name, key, n in rows:
+        if n:  # as a count would not list a value no row holds any more
+            counts.setdefault(name, {})[key] = int(n)
+    return counts
+
+
+def _every_key(found: dict[str, int], keys: Sequence[str]) -> dict[str, int]:
+    """`found` with every expected key present, 0 if missing, so no series disappears."""
+    return {key: found.get(key, 0) for key in keys} | found
 
 
 def _digest(connection: Connection) -> tuple[DigestState | None, datetime | None]:

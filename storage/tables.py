@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -232,6 +233,23 @@ class DigestRow(Base):
     destination: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RowCountRow(Base):
+    """Rows of `name` with value `key` (articles: one key, ""), summed over `slot`.
+
+    Kept by the triggers of migration 0009 on every insert, delete and change of the counted
+    column, whatever writes; nothing in Python writes here. Concurrent PostgreSQL writers add
+    to different slots so they do not queue on one row. On SQLite a migration that rebuilds a
+    counted table (batch mode) drops its triggers with it: it must create them again.
+    """
+
+    __tablename__ = "row_counts"
+
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(20), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger)
 
 
 class FeedbackLabelRow(Base):
