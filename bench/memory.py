@@ -35,9 +35,9 @@ from feedserve import FeedFarm
 from sqlalchemy import delete, func, insert, select
 
 from monitor.config import MatchingSection
+from monitor.matching.backends import BACKENDS, resolve
 from monitor.matching.embedders import Embedder
 from monitor.matching.multilingual import UseEmbedder
-from monitor.matching.onnx_embedder import BACKENDS
 from monitor.matching.scoring import narrative_texts
 from monitor.matching.stage import make_embedder
 from monitor.types import Narrative
@@ -66,7 +66,7 @@ def default_embedder() -> Embedder:
 
 def export_model() -> None:
     """Export the ONNX model into the run's data_dir now (a no-op when cached), not during the run."""
-    if BACKEND[0] != "torch":
+    if resolve(BACKEND[0]).startswith("onnx"):
         started = time.perf_counter()
         default_embedder().embed(["warm up"], "query")
         print(f"{BACKEND[0]} model ready in {MODELS[0]} ({time.perf_counter() - started:.0f} s)")
